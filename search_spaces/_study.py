@@ -1,0 +1,77 @@
+"""What a study is: plain data the driver reads (DESIGN.md, "Studies").
+
+A study names its task (which trial function runs), the task's config keys, its define-by-run search
+space, its objective, its budgets and its reproduction grid. Modules under ``search_spaces/`` each build
+one :class:`Study`; nothing here imports Ray, MLflow or the driver.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from models.config import Fields, check_keys, complete_config
+
+# define_space(trial, fixed): suggest, on an optuna.Trial, every searched key not in ``fixed``.
+SpaceFunction = Callable[[Any, Mapping[str, Any]], None]
+
+
+@dataclass(frozen=True)
+class Objective:
+    """The metric a search optimises. Always a validation metric: test metrics are only recorded."""
+
+    metric: str
+    mode: str  # "max" or "min"
+    note: str = ""
+
+
+@dataclass(frozen=True)
+class Budget:
+    """Defaults of everything that costs; every value lands in the trial's config and its params."""
+
+    trials: int
+    config: Mapping[str, Any]
+    description: str
+
+
+@dataclass(frozen=True)
+class GridRow:
+    """One row of a reproduction grid: the config it fixes and the published figures beside it."""
+
+    label: str
+    config: Mapping[str, Any]
+    reference: Mapping[str, float] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class Study:
+    name: str
+    description: str
+    task: str  # key of models.trials.TASKS
+    fields: Fields
+    define_space: SpaceFunction
+    objective: Objective
+    budgets: Mapping[str, Budget]
+    default_budget: str
+    epochs_key: str  # the config key holding the epoch count (ASHA's max_t)
+    check_config: Callable[[Mapping[str, Any]], None]  # cross-key rules; raises ConfigError
+    reproduction: tuple[GridRow, ...] = ()
+    reference_source: str = ""
+    reference_columns: tuple[str, ...] = ()
+
+    def __post_init__(self) -> None:
+        if self.default_budget not in self.budgets:
+            raise ValueError(f"{self.name}: default budget {self.default_budget!r} is not a budget")
+        for name, budget in self.budgets.items():
+            self.check_config(self.config_for(name, budget.config))
+        for row in self.reproduction:
+            check_keys(row.config, self.fields)
+
+    def config_for(self, budget: str, *layers: Mapping[str, Any]) -> dict[str, Any]:
+        """A complete trial config: the task's defaults, then the budget's, then each layer, checked."""
+        if budget not in self.budgets:
+            raise KeyError(f"unknown budget {budget!r}; known budgets: {', '.join(self.budgets)}")
+        config = complete_config(self.fields, self.budgets[budget].config, *layers)
+        self.check_config(config)
+        return config
