@@ -59,6 +59,10 @@ class Study:
     reproduction: tuple[GridRow, ...] = ()
     reference_source: str = ""
     reference_columns: tuple[str, ...] = ()
+    # Tags naming the data a config trains on (dataset name, hash of its content or generator settings).
+    data_tags: Callable[[Mapping[str, Any]], dict[str, str]] = lambda config: {}
+    # ASHA's first rung, in epochs: a trial always gets at least this many before it can be stopped.
+    grace_epochs: int = 2
 
     def __post_init__(self) -> None:
         if self.default_budget not in self.budgets:

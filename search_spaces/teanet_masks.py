@@ -1,5 +1,5 @@
-"""teanet_masks: which random-masking scheme, masked fraction τ, joint-loss weight γ and number of
-masked copies give the best TeaNet classifier (TeaNet §3.3, Table 4; MODELS.md A2, A6).
+"""Which random-masking scheme, masked fraction τ, fill value and joint-loss weight γ give the best
+TeaNet classifier (TeaNet §3.3, Table 4; MODELS.md A2, A6).
 
 Runs on the Lorentz-peak spectra of TeaNet §4.1 by default (MODELS.md A8), so it needs no data.
 Each scheme's own parameters are searched only when that scheme is chosen.
@@ -10,9 +10,10 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from models.teanet_config import FIELDS, check_config
+from models.teanet_config import FIELDS, check_config, lorentz_settings
 from search_spaces._study import Budget, GridRow, Objective, Study
 from search_spaces.reference import read_reference
+from spectra.lorentz import settings_hash
 from spectra.masks import SCHEMES
 
 # Sizes that cost, per budget. The TeaNet step at paper size is ~1 TFLOP (DESIGN.md "Known ground"),
@@ -97,6 +98,10 @@ def _table4_rows() -> tuple[GridRow, ...]:
     )
 
 
+def data_tags(config: Mapping[str, Any]) -> dict[str, str]:
+    return {"dataset": "lorentz", "dataset_hash": settings_hash(lorentz_settings(config))}
+
+
 STUDY = Study(
     name="teanet_masks",
     description=__doc__.split("\n\n")[0],
@@ -113,4 +118,6 @@ STUDY = Study(
     reference_source="TeaNet Table 4 (accuracy %, mean ± std over 10 leave-one-out repeats; real IR "
                      "datasets, so compare trends, not values, with generated data)",
     reference_columns=_REFERENCE_COLUMNS,
+    data_tags=data_tags,
+    grace_epochs=4,  # two rounds of the alternating U-Net / classifier epochs
 )

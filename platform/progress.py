@@ -1,0 +1,108 @@
+"""What the user sees while a search runs and when it ends: a live progress line and the top trials."""
+
+from __future__ import annotations
+
+import sys
+import time
+from collections.abc import Callable, Mapping, Sequence
+from typing import Any, TextIO
+
+import pandas as pd
+from ray.tune import Callback
+
+from platform.tracking import numeric_metrics
+
+
+def _clock(seconds: float) -> str:
+    seconds = int(seconds)
+    hours, rest = divmod(seconds, 3600)
+    return f"{hours}h{rest // 60:02d}m" if hours else f"{rest // 60}m{rest % 60:02d}s"
+
+
+class ProgressLine(Callback):
+    """One line per change (a trial starts, ends or improves the best), at most every few seconds:
+    done / running / failed / total, best so far with its trial, elapsed and estimated remaining."""
+
+    def __init__(self, total: int, metric: str, mode: str, concurrency: int, already_done: int = 0,
+                 stream: TextIO = sys.stdout, min_interval_s: float = 2.0,
+                 name_of: Callable[[str], str] = str):
+        self.total, self.metric, self.mode = total, metric, mode
+        self.concurrency = max(1, concurrency)
+        self.done, self.failed, self.running = already_done, 0, set()
+        self.best: tuple[float, str] | None = None
+        self.stream, self.min_interval_s, self.name_of = stream, min_interval_s, name_of
+        self.started = time.monotonic()
+        self.trial_seconds: list[float] = []
+        self._trial_started: dict[str, float] = {}
+        self._last_line, self._last_print = "", 0.0
+
+    def on_trial_start(self, iteration: int, trials: list, trial: Any, **info: Any) -> None:
+        self.running.add(trial.trial_id)
+        self._trial_started[trial.trial_id] = time.monotonic()
+        self._print()
+
+    def on_trial_result(self, iteration: int, trials: list, trial: Any, result: dict, **info: Any) -> None:
+        value = numeric_metrics(result).get(self.metric)
+        if value is not None and (self.best is None or self._better(value, self.best[0])):
+            self.best = (value, self.name_of(trial.trial_id))
+        self._print()
+
+    def on_trial_complete(self, iteration: int, trials: list, trial: Any, **info: Any) -> None:
+        self._finish(trial, failed=False)
+
+    def on_trial_error(self, iteration: int, trials: list, trial: Any, **info: Any) -> None:
+        self._finish(trial, failed=True)
+
+    def _finish(self, trial: Any, failed: bool) -> None:
+        self.running.discard(trial.trial_id)
+        self.done += 1
+        self.failed += failed
+        started = self._trial_started.pop(trial.trial_id, None)
+        if started is not None:
+            self.trial_seconds.append(time.monotonic() - started)
+        self._print(force=True)
+
+    def _better(self, value: float, than: float) -> bool:
+        return value > than if self.mode == "max" else value < than
+
+    def line(self) -> str:
+        elapsed = time.monotonic() - self.started
+        parts = [f"{self.done}/{self.total} done", f"{len(self.running)} running", f"{self.failed} failed"]
+        if self.best is not None:
+            parts.append(f"best {self.metric} {self.best[0]:.4g} ({self.best[1]})")
+        parts.append(f"{_clock(elapsed)} elapsed")
+        if self.trial_seconds:
+            mean = sum(self.trial_seconds) / len(self.trial_seconds)
+            left = max(0, self.total - self.done) * mean / self.concurrency
+            parts.append(f"~{_clock(left)} left")
+        return "[search] " + " · ".join(parts)
+
+    def _print(self, force: bool = False) -> None:
+        line, now = self.line(), time.monotonic()
+        if line == self._last_line or (not force and now - self._last_print < self.min_interval_s):
+            return
+        print(line, file=self.stream, flush=True)
+        self._last_line, self._last_print = line, now
+
+
+def results_table(rows: Sequence[Mapping[str, Any]], metric: str, mode: str,
+                  searched: Sequence[str] = ()) -> pd.DataFrame:
+    """One row per trial: status, the objective, test accuracy, cost and the searched keys,
+    best first (failed trials last)."""
+    columns = ["trial", "status", metric, "accuracy", "train_time_s", "peak_memory_mb", "epochs",
+               *searched]
+    frame = pd.DataFrame([{column: row.get(column) for column in columns} for row in rows], columns=columns)
+    if frame.empty:
+        return frame
+    frame = frame.sort_values(metric, ascending=(mode == "min"), na_position="last", kind="stable")
+    return frame.reset_index(drop=True)
+
+
+def format_table(frame: pd.DataFrame, limit: int = 10) -> str:
+    if frame.empty:
+        return "(no trials)"
+    shown = frame.head(limit).copy()
+    for column in shown.columns:
+        if pd.api.types.is_float_dtype(shown[column]):
+            shown[column] = shown[column].map(lambda v: "" if pd.isna(v) else f"{v:.4g}")
+    return shown.to_string(index=False)
