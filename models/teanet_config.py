@@ -145,12 +145,12 @@ def check_config(config: Mapping[str, Any]) -> None:
 
 
 def _check_ranges(config: Mapping[str, Any]) -> None:
-    for low, high in (("data.fwhm_low", "data.fwhm_high"), ("mask.tau_low", "mask.tau_high"),
-                      ("mask.segment_tau_low", "mask.segment_tau_high")):
+    for low, high in (("mask.tau_low", "mask.tau_high"), ("mask.segment_tau_low", "mask.segment_tau_high")):
         if config[low] >= config[high]:
             raise ConfigError(f"config key '{low}': expected less than {high} ({config[high]}), "
                               f"got {config[low]}")
-    for low, high in (("data.characteristic_min", "data.characteristic_max"),
+    for low, high in (("data.fwhm_low", "data.fwhm_high"),
+                      ("data.characteristic_min", "data.characteristic_max"),
                       ("data.other_min", "data.other_max")):
         if config[low] > config[high]:
             raise ConfigError(f"config key '{low}': expected at most {high} ({config[high]}), "
@@ -184,4 +184,5 @@ def _check_models_build(config: Mapping[str, Any]) -> None:
             create_model("teanet_unet", **unet_options(config))
             create_model(config["model.classifier"], **classifier_options(config))
     except ValueError as error:
-        raise ConfigError(f"config keys 'model.*': {error}") from None
+        key = "model.classifier_layers" if str(error).startswith("layers") else "model.*"
+        raise ConfigError(f"config key '{key}': {error}") from None

@@ -187,7 +187,7 @@ class _JointTrainer:
 def _check_finite(loss: torch.Tensor, epoch: int, step: int, phase: str) -> None:
     if not torch.isfinite(loss):
         raise TrialDivergedError(
-            f"loss became {loss.item()} at epoch {epoch}, step {step} ({phase} phase): the trial "
+            f"loss became {loss.item()} at epoch {epoch + 1}, step {step} ({phase} phase): the trial "
             "diverged; lower the learning rates or check the data")
 
 
@@ -227,7 +227,6 @@ def run_trial(config: Mapping[str, Any], report: Report | None = None) -> dict[s
         classifier = create_model(config["model.classifier"], **classifier_options(config)).to(device)
         trainer = _JointTrainer(config, unet, classifier)
         metrics = _train(config, trainer, data, memory, report or (lambda metrics: None))
-    metrics["peak_memory_mb"] = memory.peak_mb
     return metrics
 
 
