@@ -28,6 +28,15 @@ def _running_cluster_on_this_node() -> bool:
     return temp.exists()
 
 
+def use_token_auth_when_available() -> None:
+    """Ray's token authentication (on by default since 2.5x) lets a driver join a cluster started by
+    ``ray start``/``ray up`` only in token mode, with the token ``ray start`` keeps in ~/.ray/auth_token.
+    Ray reads this when it is first imported, so call this before ``import ray``."""
+    token = Path.home() / ".ray" / "auth_token"
+    if "RAY_AUTH_MODE" not in os.environ and (token.exists() or os.environ.get("RAY_AUTH_TOKEN")):
+        os.environ["RAY_AUTH_MODE"] = "token"
+
+
 def connect(address: str | None) -> Cluster:
     """Join ``address`` (or RAY_ADDRESS, or this node's running cluster) shipping our code with
     ``runtime_env`` (workers on other hosts cannot see this checkout); else start a local instance,

@@ -74,4 +74,5 @@ def show(study: Study) -> str:
 
 
 def listing() -> str:
-    return "\n".join(f"{name:<20} {load_study(name).description.splitlines()[0]}" for name in list_studies())
+    return "\n".join(f"{name:<20} {' '.join(load_study(name).description.split())}"
+                     for name in list_studies())

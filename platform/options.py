@@ -92,11 +92,16 @@ def read_config_file(path: Path) -> dict[str, Any]:
         raise UsageError(f"--config {path}: no such file")
     try:
         content = yaml.safe_load(path.read_text()) or {}
-    except yaml.YAMLError as error:
-        raise UsageError(f"--config {path}: not valid YAML ({error})") from None
+    except yaml.YAMLError as error:  # one line: the problem and where, not PyYAML's multi-line report
+        mark = getattr(error, "problem_mark", None)
+        where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
+        problem = getattr(error, "problem", None) or " ".join(str(error).split())
+        raise UsageError(f"--config {path}: not valid YAML ({problem}{where})") from None
     if not isinstance(content, Mapping):
         raise UsageError(f"--config {path}: expected a mapping of config keys, got {type(content).__name__}")
     content = content.get("config", content)  # an export holds the config under 'config'
+    if not isinstance(content, Mapping):
+        raise UsageError(f"--config {path}: expected a mapping under 'config', got {type(content).__name__}")
     return _flatten(content)
 
 

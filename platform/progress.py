@@ -24,7 +24,7 @@ class ProgressLine(Callback):
     done / running / failed / total, best so far with its trial, elapsed and estimated remaining."""
 
     def __init__(self, total: int, metric: str, mode: str, concurrency: int, already_done: int = 0,
-                 stream: TextIO = sys.stdout, min_interval_s: float = 2.0,
+                 stream: TextIO | None = None, min_interval_s: float = 2.0,
                  name_of: Callable[[str], str] = str):
         self.total, self.metric, self.mode = total, metric, mode
         self.concurrency = max(1, concurrency)
@@ -81,7 +81,7 @@ class ProgressLine(Callback):
         line, now = self.line(), time.monotonic()
         if line == self._last_line or (not force and now - self._last_print < self.min_interval_s):
             return
-        print(line, file=self.stream, flush=True)
+        print(line, file=self.stream or sys.stdout, flush=True)  # looked up late: Tune pickles us
         self._last_line, self._last_print = line, now
 
 

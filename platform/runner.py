@@ -130,7 +130,9 @@ def run_tuner(search: Any, plan: Plan, done: int, remaining: int) -> int:
                             done, name_of=recorder.name)
     name = search.search_id + (f"-resume{search.attempt}" if search.attempt else "")
     resources = {"cpu": request.cpus_per_trial, "gpu": request.gpus_per_trial}
-    tuner = make_tuner(study, plan.base_config, searcher, plan.scheduler, remaining, plan.concurrency,
+    # A grid's points may only set keys the param space has: give the row label a place.
+    param_space = {**plan.base_config, "_row": ""} if plan.grid else plan.base_config
+    tuner = make_tuner(study, param_space, searcher, plan.scheduler, remaining, plan.concurrency,
                        resources, search.stores.ray_storage, name, [recorder, progress],
                        request.time_budget_s)
     try:

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import os
+import signal
 import sys
 import time
 import traceback
@@ -68,12 +69,26 @@ def _check_resumable(request: SearchRequest, stores: Stores) -> None:
             raise UsageError(f"--resume: no search to resume (no MLflow store at {path})")
 
 
+def _interrupt(signum: int, frame: Any) -> None:
+    raise KeyboardInterrupt(f"signal {signum}")
+
+
+def _interrupt_on_signals() -> None:
+    """Ctrl-C and SIGTERM (a batch system's preemption) both end the search cleanly, resumable.
+    SIGINT is installed explicitly: a shell starts background jobs with it ignored."""
+    signal.signal(signal.SIGINT, _interrupt)
+    signal.signal(signal.SIGTERM, _interrupt)
+
+
 def _run_with_ray(request: SearchRequest, stores: Stores) -> int:
+    ray_cluster.use_token_auth_when_available()
     import ray
 
     os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
     os.environ["TUNE_DISABLE_SIGINT_HANDLER"] = "1"  # Ctrl-C reaches us: we close the records ourselves
+    os.environ.setdefault("RAY_AIR_NEW_OUTPUT", "0")  # Tune's own tables: our progress line says it
     _quiet_libraries()
+    _interrupt_on_signals()
     try:
         cluster = ray_cluster.connect(request.address)
         gpus = request.gpus_per_trial

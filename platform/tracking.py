@@ -88,8 +88,9 @@ class TrialRecorder(Callback):
         self.run_ids: dict[str, str] = {}  # Tune trial id → MLflow run id
         self.names: dict[str, str] = {}  # Tune trial id → run name, e.g. trial-0004
         self.open_runs: set[str] = set()
-        self.known_runs = {run.data.tags.get("trial_id"): run.info.run_id
-                           for run in child_runs(client, experiment_id, parent_run_id)}
+        known = child_runs(client, experiment_id, parent_run_id)
+        self.known_runs = {run.data.tags.get("trial_id"): run.info.run_id for run in known}
+        self.names.update({run.data.tags.get("trial_id"): run.info.run_name for run in known})
         self.counter = len(self.known_runs)
 
     # --- Tune hooks -------------------------------------------------------------------------------
@@ -100,6 +101,8 @@ class TrialRecorder(Callback):
         run_id = self.run_ids.get(trial.trial_id) or self.known_runs.get(trial.trial_id)
         if run_id is None:
             run_id = self._create_run(trial)
+        else:  # the same trial again (Tune restored it): its one run is open again
+            self.client.update_run(run_id, status="RUNNING")
         self.run_ids[trial.trial_id] = run_id
         self.open_runs.add(run_id)
 

@@ -50,7 +50,7 @@ class StudySearcher(OptunaSearch):
     def on_trial_complete(self, trial_id: str, result: dict | None = None, error: bool = False) -> None:
         if error or not result or trial_id in self._completed_trials:
             return super().on_trial_complete(trial_id, result, error)
-        planned = (result.get("config") or {}).get(self.epochs_key, self.planned_epochs)
+        planned = _planned_epochs(result, self.epochs_key, self.planned_epochs)
         value = result.get(self.metric)
         if result.get("epochs", planned) >= planned or value is None:
             return super().on_trial_complete(trial_id, result, error)
@@ -59,6 +59,13 @@ class StudySearcher(OptunaSearch):
         self._ot_study.tell(trial, state=optuna.trial.TrialState.PRUNED)
         self._completed_trials.add(trial_id)
         return None
+
+
+def _planned_epochs(result: Mapping[str, Any], key: str, default: int) -> int:
+    """The trial's epoch count from its result (Tune flattens it to ``config/<key>`` for searchers)."""
+    if f"config/{key}" in result:
+        return result[f"config/{key}"]
+    return (result.get("config") or {}).get(key, default)
 
 
 def make_searcher(study: Study, fixed: Mapping[str, Any], storage: optuna.storages.BaseStorage,
@@ -88,14 +95,14 @@ def make_scheduler(kind: str, study: Study, max_epochs: int) -> tuple[FIFOSchedu
     return scheduler, f"ASHA(time_attr=training_iteration, max_t={max_epochs}, grace={grace}, rf=3)"
 
 
-def make_tuner(study: Study, base_config: Mapping[str, Any], search_alg: Any, scheduler: FIFOScheduler,
+def make_tuner(study: Study, param_space: Mapping[str, Any], search_alg: Any, scheduler: FIFOScheduler,
                num_samples: int, max_concurrent: int, resources: Mapping[str, float],
                storage_path: str, experiment_name: str, callbacks: list,
                time_budget_s: float | None) -> tune.Tuner:
     trainable = tune.with_resources(tune.with_parameters(run_study_trial, task=study.task), dict(resources))
     return tune.Tuner(
         trainable,
-        param_space=dict(base_config),
+        param_space=dict(param_space),
         tune_config=tune.TuneConfig(
             search_alg=search_alg, scheduler=scheduler, num_samples=num_samples,
             max_concurrent_trials=max_concurrent, reuse_actors=True, time_budget_s=time_budget_s,

@@ -1,0 +1,53 @@
+"""Shared fixtures: a pre-migrated empty MLflow store (migrating a fresh SQLite store costs ~5 s, so
+tests copy one made once per session) and, for end-to-end tests, one real Ray cluster per session."""
+
+from __future__ import annotations
+
+import os
+import shutil
+
+import pytest
+
+os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
+# In-process searches join the session's `ray start` cluster, which uses token authentication (Ray's
+# default); Ray reads the mode when first imported, before the cluster (and its token) exist.
+os.environ.setdefault("RAY_AUTH_MODE", "token")
+
+
+@pytest.fixture(scope="session")
+def mlflow_store_template(tmp_path_factory):
+    """Path of an empty, fully migrated MLflow SQLite store; copy it, never write to it."""
+    from mlflow.tracking import MlflowClient
+
+    path = tmp_path_factory.mktemp("mlflow-template") / "mlflow.db"
+    MlflowClient(f"sqlite:///{path}").search_experiments()  # runs the migrations
+    return path
+
+
+@pytest.fixture
+def mlflow_client(tmp_path, mlflow_store_template):
+    """(client, tracking URI) on a fresh copy of the empty store."""
+    from mlflow.tracking import MlflowClient
+
+    path = tmp_path / "mlflow.db"
+    shutil.copy(mlflow_store_template, path)
+    uri = f"sqlite:///{path}"
+    return MlflowClient(uri), uri
+
+
+@pytest.fixture(scope="session")
+def ray_address():
+    """A real Ray cluster (``ray start --head``) shared by the session, stopped exactly at its end."""
+    from tests.e2e_support import start_ray_cluster, stop_ray_cluster
+
+    address, temp = start_ray_cluster()
+    yield address
+    stop_ray_cluster(temp)
+
+
+@pytest.fixture
+def workdir(tmp_path, mlflow_store_template):
+    """A fresh working directory whose runs/ holds a copy of the pre-migrated empty MLflow store."""
+    (tmp_path / "runs").mkdir()
+    shutil.copy(mlflow_store_template, tmp_path / "runs" / "mlflow.db")
+    return tmp_path

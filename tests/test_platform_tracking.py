@@ -1,0 +1,346 @@
+"""The MLflow records of a search (platform.tracking) and picking a search up again (platform.resume),
+on a real MLflow SQLite store (a copy of the session's pre-migrated one) and a real Optuna RDB. Tune's
+hooks are driven by hand with small fake trials: no Ray is started."""
+
+from __future__ import annotations
+
+import dataclasses
+import types
+from pathlib import Path
+from typing import Any
+
+import optuna
+import pytest
+
+from platform.options import UsageError
+from platform.resume import ORPHANED, close_orphaned_runs, fail_orphaned_trials, find_search, trials_done
+from platform.tracking import (
+    PARENT_TAG,
+    TrialRecorder,
+    child_runs,
+    error_summary,
+    error_text,
+    numeric_metrics,
+    open_experiment,
+)
+from search_spaces import load_study
+
+optuna.logging.set_verbosity(optuna.logging.WARNING)
+
+STUDY = load_study("teanet_masks")
+COMMON = {"study": "teanet_masks", "search_id": "teanet_masks-smoke-search-1", "kind": "search"}
+TRACEBACK = """Failure # 1 (occurred at 2026-01-01_00-00-00)
+ray::ImplicitFunc.train() (pid=1, ip=127.0.0.1, actor_id=abc)
+  File "/work/main/models/teanet_trial.py", line 200, in _train
+    raise TrialDivergedError(f"loss became nan at epoch {epoch}")
+models.teanet_trial.TrialDivergedError: loss became nan at epoch 3
+"""
+
+
+@dataclasses.dataclass
+class FakeTrial:
+    """What TrialRecorder reads of a Tune trial."""
+
+    trial_id: str
+    config: dict[str, Any]
+    last_result: dict[str, Any] = dataclasses.field(default_factory=dict)
+    error_file: str | None = None
+    error: Any = None
+
+    def get_error(self):
+        return self.error
+
+
+def smoke_config(**keys: Any) -> dict[str, Any]:
+    return STUDY.config_for("smoke", {"train.epochs": 4, **keys})
+
+
+def tune_result(epochs: int, val_accuracy: float, **more: Any) -> dict[str, Any]:
+    """A result as Tune hands it to callbacks: the trial's metrics plus Tune's bookkeeping."""
+    return {"val_accuracy": val_accuracy, "val_loss": 1.0 / epochs, "epochs": epochs,
+            "trainable_params": 1234, "node_id": "node-1", "device": "cpu",
+            "training_iteration": epochs, "time_total_s": 1.5 * epochs, "time_this_iter_s": 1.5,
+            "timestamp": 1_700_000_000, "done": False, "trial_id": "ignored", "pid": 42,
+            "date": "2026-01-01", "hostname": "h", "node_ip": "127.0.0.1", "config": {"a": 1},
+            "time_since_restore": 1.0, "iterations_since_restore": epochs, "should_checkpoint": False,
+            **more}
+
+
+@pytest.fixture
+def records(mlflow_client, tmp_path):
+    """(client, experiment id, parent run id) of one search in a fresh store."""
+    client, _ = mlflow_client
+    experiment_id = open_experiment(client, "teanet_masks", str(tmp_path / "artifacts"))
+    parent = client.create_run(experiment_id, tags={**COMMON, "search_role": "parent"}, run_name="p")
+    return client, experiment_id, parent.info.run_id
+
+
+def recorder_for(records, optuna_trial=lambda trial_id: None) -> TrialRecorder:
+    client, experiment_id, parent_id = records
+    return TrialRecorder(client, experiment_id, parent_id, COMMON, "train.epochs", optuna_trial)
+
+
+def the_run(records, recorder: TrialRecorder, trial_id: str):
+    return records[0].get_run(recorder.run_ids[trial_id])
+
+
+# --- helpers ------------------------------------------------------------------------------------
+def test_open_experiment_once_with_its_artifact_location(mlflow_client, tmp_path):
+    client, _ = mlflow_client
+    experiment_id = open_experiment(client, "teanet_masks", str(tmp_path / "art"))
+    assert open_experiment(client, "teanet_masks", str(tmp_path / "elsewhere")) == experiment_id
+    location = client.get_experiment(experiment_id).artifact_location
+    assert location.endswith(f"{tmp_path}/art/teanet_masks")
+
+
+def test_numeric_metrics_leave_out_tune_bookkeeping_and_non_numbers():
+    result = tune_result(3, 0.5, flag=True, name="x", bad=float("nan"), worse=float("inf"))
+    assert numeric_metrics(result) == {"val_accuracy": 0.5, "val_loss": 1 / 3, "epochs": 3.0,
+                                       "trainable_params": 1234.0}
+    assert all(isinstance(v, float) for v in numeric_metrics(result).values())
+
+
+@pytest.mark.parametrize(("text", "summary"), [
+    (TRACEBACK, "models.teanet_trial.TrialDivergedError: loss became nan at epoch 3"),
+    ('Traceback (most recent call last):\n  File "x.py", line 1, in <module>\n'
+     '    raise ValueError("boom")\nValueError: boom\n', "ValueError: boom"),
+    ("RuntimeError: first\n\nDuring handling...\nKeyError: 'k'\n", "KeyError: 'k'"),
+    ("something odd\nhappened here\n", "happened here"),
+    ("", "unknown error"),
+])
+def test_error_summary_is_the_last_named_exception(text, summary):
+    assert error_summary(text) == summary
+
+
+def test_error_summary_fits_a_tag():
+    assert len(error_summary("ValueError: " + "x" * 10_000)) == 4000
+
+
+def test_error_text_prefers_the_error_file(tmp_path):
+    path = tmp_path / "error.txt"
+    path.write_text(TRACEBACK)
+    assert error_text(FakeTrial("t", {}, error_file=str(path), error=ValueError("short"))) == TRACEBACK
+    missing = FakeTrial("t", {}, error_file=str(tmp_path / "gone.txt"), error=ValueError("short"))
+    assert error_text(missing) == "short"
+    assert error_text(FakeTrial("t", {})) == "unknown error"
+
+
+# --- TrialRecorder ------------------------------------------------------------------------------
+def test_trial_start_creates_a_nested_run_with_params_and_tags(records):
+    optuna_trials = {"t1": types.SimpleNamespace(number=7, params={"mask.scheme": "MS3", "loss.gamma": 0.2})}
+    recorder = recorder_for(records, optuna_trials.get)
+    config = {**smoke_config(**{"mask.scheme": "MS3", "loss.gamma": 0.2}), "_note": "driver only"}
+    recorder.on_trial_start(0, [], FakeTrial("t1", config))
+    run = the_run(records, recorder, "t1")
+    assert run.info.status == "RUNNING"
+    assert run.info.experiment_id == records[1]
+    tags = run.data.tags
+    assert tags[PARENT_TAG] == records[2]
+    assert tags["trial_id"] == "t1" and tags["early_stopped"] == "false"
+    assert {k: tags[k] for k in COMMON} == COMMON
+    assert tags["optuna_trial_number"] == "7" and tags["searched_keys"] == "loss.gamma,mask.scheme"
+    assert tags["mlflow.runName"] == "trial-0001" == recorder.name("t1")
+    assert "grid_row" not in tags
+    expected = {k: str(v) for k, v in config.items() if not k.startswith("_")}
+    assert run.data.params == expected, "params: the config minus the driver's _ notes"
+    assert len(expected) > 40
+
+
+def test_grid_trial_is_tagged_with_its_row_and_has_no_optuna_tags(records):
+    recorder = recorder_for(records)
+    recorder.on_trial_start(0, [], FakeTrial("g1", {**smoke_config(), "_row": "MS3 tau=0.5"}))
+    run = the_run(records, recorder, "g1")
+    assert run.data.tags["grid_row"] == "MS3 tau=0.5"
+    assert "_row" not in run.data.params
+    assert "optuna_trial_number" not in run.data.tags and "searched_keys" not in run.data.tags
+
+
+def test_results_are_logged_at_their_epoch(records):
+    client = records[0]
+    recorder = recorder_for(records)
+    trial = FakeTrial("t1", smoke_config())
+    recorder.on_trial_start(0, [], trial)
+    for epoch, value in ((1, 0.25), (2, 0.5), (3, 0.75)):
+        recorder.on_trial_result(0, [], trial, tune_result(epoch, value))
+    run = the_run(records, recorder, "t1")
+    assert set(run.data.metrics) == {"val_accuracy", "val_loss", "epochs", "trainable_params"}
+    history = client.get_metric_history(run.info.run_id, "val_accuracy")
+    assert sorted((m.step, m.value) for m in history) == [(1, 0.25), (2, 0.5), (3, 0.75)]
+    assert sorted(m.step for m in client.get_metric_history(run.info.run_id, "epochs")) == [1, 2, 3]
+    assert run.data.tags["node_id"] == "node-1" and run.data.tags["device"] == "cpu"
+
+
+def test_result_of_an_unknown_trial_is_ignored(records):
+    recorder = recorder_for(records)
+    recorder.on_trial_result(0, [], FakeTrial("nobody", smoke_config()), tune_result(1, 0.5))
+    assert child_runs(records[0], records[1], records[2]) == []
+
+
+@pytest.mark.parametrize(("epochs", "stopped"), [(4, "false"), (2, "true")])
+def test_complete_finishes_the_run_and_says_whether_it_stopped_early(records, epochs, stopped):
+    recorder = recorder_for(records)
+    trial = FakeTrial("t1", smoke_config())  # train.epochs = 4
+    recorder.on_trial_start(0, [], trial)
+    trial.last_result = tune_result(epochs, 0.5)
+    recorder.on_trial_result(0, [], trial, trial.last_result)
+    recorder.on_trial_complete(0, [], trial)
+    run = the_run(records, recorder, "t1")
+    assert run.info.status == "FINISHED"
+    assert run.data.tags["early_stopped"] == stopped
+    assert recorder.open_runs == set()
+
+
+def test_error_fails_the_run_with_its_error_and_traceback(records, tmp_path):
+    client = records[0]
+    recorder = recorder_for(records)
+    path = tmp_path / "error.txt"
+    path.write_text(TRACEBACK)
+    trial = FakeTrial("t1", smoke_config(), error_file=str(path))
+    recorder.on_trial_start(0, [], trial)
+    recorder.on_trial_error(0, [], trial)
+    run = the_run(records, recorder, "t1")
+    assert run.info.status == "FAILED"
+    assert run.data.tags["error"] == "models.teanet_trial.TrialDivergedError: loss became nan at epoch 3"
+    assert [a.path for a in client.list_artifacts(run.info.run_id)] == ["error.txt"]
+    local = client.download_artifacts(run.info.run_id, "error.txt", str(tmp_path / "down"))
+    assert Path(local).read_text() == TRACEBACK
+    assert recorder.open_runs == set()
+
+
+def test_error_before_start_still_gets_a_run(records):
+    recorder = recorder_for(records)
+    recorder.on_trial_error(0, [], FakeTrial("t9", smoke_config(), error=RuntimeError("actor died")))
+    (run,) = child_runs(records[0], records[1], records[2])
+    assert run.info.status == "FAILED" and run.data.tags["trial_id"] == "t9"
+    assert run.data.tags["error"] == "actor died"
+
+
+def test_close_open_runs_kills_only_the_open_ones(records):
+    recorder = recorder_for(records)
+    done, running = FakeTrial("t1", smoke_config()), FakeTrial("t2", smoke_config())
+    for trial in (done, running):
+        recorder.on_trial_start(0, [], trial)
+    done.last_result = tune_result(4, 0.5)
+    recorder.on_trial_complete(0, [], done)
+    assert recorder.close_open_runs() == 1
+    assert the_run(records, recorder, "t1").info.status == "FINISHED"
+    killed = the_run(records, recorder, "t2")
+    assert killed.info.status == "KILLED" and killed.data.tags["interrupted"] == "true"
+    assert recorder.close_open_runs() == 0
+
+
+def test_a_second_recorder_maps_a_trial_to_its_existing_run(records):
+    first = recorder_for(records)
+    trial = FakeTrial("t1", smoke_config())
+    first.on_trial_start(0, [], trial)
+    first.on_trial_start(0, [], FakeTrial("t2", smoke_config()))
+    first.close_open_runs()
+
+    second = recorder_for(records)
+    second.on_trial_start(0, [], trial)
+    assert second.run_ids["t1"] == first.run_ids["t1"]
+    second.on_trial_start(0, [], FakeTrial("t3", smoke_config()))
+    runs = child_runs(records[0], records[1], records[2])
+    assert len(runs) == 3, "no duplicate run for t1"
+    assert the_run(records, second, "t3").data.tags["mlflow.runName"] == "trial-0003"
+    trial.last_result = tune_result(4, 0.5)
+    second.on_trial_complete(0, [], trial)
+    assert the_run(records, second, "t1").info.status == "FINISHED"
+
+
+def test_state_round_trip_keeps_the_mapping(records):
+    first = recorder_for(records)
+    trial = FakeTrial("t1", smoke_config())
+    first.on_trial_start(0, [], trial)
+    state = first.get_state()
+    assert state == {"run_ids": {"t1": first.run_ids["t1"]}}
+
+    restored = recorder_for(records)
+    restored.set_state(state)
+    assert restored.run_ids == first.run_ids
+    restored.on_trial_result(0, [], trial, tune_result(1, 0.5))
+    assert the_run(records, first, "t1").data.metrics["val_accuracy"] == 0.5
+    assert len(child_runs(records[0], records[1], records[2])) == 1
+
+
+# --- platform.resume ----------------------------------------------------------------------------
+def _parent(client, experiment_id, search_id, start_time):
+    tags = {"search_role": "parent", "search_id": search_id, "mlflow.runName": search_id}
+    return client.create_run(experiment_id, start_time=start_time, tags=tags).info.run_id
+
+
+def _child(client, experiment_id, parent_id, status):
+    run_id = client.create_run(experiment_id, tags={PARENT_TAG: parent_id}).info.run_id
+    if status != "RUNNING":
+        client.set_terminated(run_id, status=status)
+    return run_id
+
+
+def test_find_search_latest_or_by_id(mlflow_client, tmp_path):
+    client, _ = mlflow_client
+    experiment_id = open_experiment(client, "teanet_masks", str(tmp_path / "artifacts"))
+    older = _parent(client, experiment_id, "s-old", 1_000)
+    newer = _parent(client, experiment_id, "s-new", 2_000)
+    client.create_run(experiment_id, start_time=3_000, tags={"search_id": "s-stray"})  # not a parent
+    _child(client, experiment_id, newer, "FINISHED")
+
+    latest = find_search(client, experiment_id, "latest", "teanet_masks")
+    assert (latest.search_id, latest.parent_run_id) == ("s-new", newer)
+    assert latest.tags["search_role"] == "parent"
+    assert find_search(client, experiment_id, "s-old", "teanet_masks").parent_run_id == older
+    with pytest.raises(UsageError, match="--resume: no search 's-stray' in this MLflow store"):
+        find_search(client, experiment_id, "s-stray", "teanet_masks")
+
+
+def test_find_search_with_nothing_to_resume(mlflow_client, tmp_path):
+    client, _ = mlflow_client
+    with pytest.raises(UsageError, match="no search of study 'teanet_masks'"):
+        find_search(client, None, "latest", "teanet_masks")
+    experiment_id = open_experiment(client, "teanet_masks", str(tmp_path / "artifacts"))
+    client.create_run(experiment_id, tags={"search_id": "s-1"})  # not a parent run
+    with pytest.raises(UsageError, match="no search of study 'teanet_masks'"):
+        find_search(client, experiment_id, "latest", "teanet_masks")
+
+
+def test_close_orphaned_runs_and_count_what_is_done(mlflow_client, tmp_path):
+    client, _ = mlflow_client
+    experiment_id = open_experiment(client, "teanet_masks", str(tmp_path / "artifacts"))
+    parent = _parent(client, experiment_id, "s-1", 1_000)
+    other = _parent(client, experiment_id, "s-2", 2_000)
+    ids = {status: _child(client, experiment_id, parent, status) for status in ("FINISHED", "FAILED")}
+    orphans = [_child(client, experiment_id, parent, "RUNNING") for _ in range(2)]
+    elsewhere = _child(client, experiment_id, other, "RUNNING")
+
+    assert trials_done(client, experiment_id, parent) == 2
+    assert close_orphaned_runs(client, experiment_id, parent) == 2
+    for run_id in orphans:
+        run = client.get_run(run_id)
+        assert run.info.status == "KILLED" and run.data.tags["interrupted"] == "true"
+    assert client.get_run(ids["FINISHED"]).info.status == "FINISHED"
+    assert "interrupted" not in client.get_run(ids["FAILED"]).data.tags
+    assert client.get_run(elsewhere).info.status == "RUNNING", "another search's runs are left alone"
+    assert trials_done(client, experiment_id, parent) == 2, "killed trials run again: they do not count"
+    assert close_orphaned_runs(client, experiment_id, parent) == 0
+
+
+def test_fail_orphaned_trials_and_run_their_params_again(tmp_path):
+    storage = optuna.storages.RDBStorage(f"sqlite:///{tmp_path / 'optuna.db'}")
+    study = optuna.create_study(storage=storage, study_name="s-1", direction="maximize")
+    finished = study.ask()
+    STUDY.define_space(finished, {})
+    study.tell(finished, 0.5)
+    orphan = study.ask()
+    STUDY.define_space(orphan, {"loss.gamma": 0.3})
+    params = dict(orphan.params)
+
+    assert fail_orphaned_trials(study) == 1
+    trials = study.get_trials(deepcopy=False)
+    states = optuna.trial.TrialState
+    assert [t.state for t in trials] == [states.COMPLETE, states.FAIL, states.WAITING]
+    assert trials[1].user_attrs == {ORPHANED: True}
+    assert fail_orphaned_trials(study) == 0, "the queued rerun is waiting, not running"
+
+    rerun = study.ask()
+    STUDY.define_space(rerun, {"loss.gamma": 0.3})
+    assert rerun.params == params
+    assert rerun.user_attrs == {"rerun_of": orphan.number}
