@@ -20,21 +20,23 @@ def _clock(seconds: float) -> str:
 
 
 class ProgressLine(Callback):
-    """One line per change (a trial starts, ends or improves the best), at most every few seconds:
-    done / running / failed / total, best so far with its trial, elapsed and estimated remaining."""
+    """A line on each change (a trial starts, ends or improves the best) and a heartbeat: done /
+    running / failed / total, the best so far with its trial, elapsed and estimated remaining."""
 
     def __init__(self, total: int, metric: str, mode: str, concurrency: int, already_done: int = 0,
-                 stream: TextIO | None = None, min_interval_s: float = 2.0,
+                 stream: TextIO | None = None, min_interval_s: float = 10.0, heartbeat_s: float = 60.0,
                  name_of: Callable[[str], str] = str):
         self.total, self.metric, self.mode = total, metric, mode
         self.concurrency = max(1, concurrency)
         self.done, self.failed, self.running = already_done, 0, set()
         self.best: tuple[float, str] | None = None
-        self.stream, self.min_interval_s, self.name_of = stream, min_interval_s, name_of
+        self.stream, self.name_of = stream, name_of
+        self.min_interval_s, self.heartbeat_s = min_interval_s, heartbeat_s
         self.started = time.monotonic()
         self.trial_seconds: list[float] = []
         self._trial_started: dict[str, float] = {}
-        self._last_line, self._last_print = "", 0.0
+        self._last_state: tuple = ()
+        self._last_print = -float("inf")
 
     def on_trial_start(self, iteration: int, trials: list, trial: Any, **info: Any) -> None:
         self.running.add(trial.trial_id)
@@ -78,11 +80,16 @@ class ProgressLine(Callback):
         return "[search] " + " · ".join(parts)
 
     def _print(self, force: bool = False) -> None:
-        line, now = self.line(), time.monotonic()
-        if line == self._last_line or (not force and now - self._last_print < self.min_interval_s):
+        """Trial ends always print; otherwise a changed state (a start, a new best) at most every
+        ``min_interval_s``, and a heartbeat with the clock every ``heartbeat_s``."""
+        now = time.monotonic()
+        state = (self.done, len(self.running), self.failed, self.best)
+        since = now - self._last_print
+        if not force and (since < self.min_interval_s or (state == self._last_state
+                                                          and since < self.heartbeat_s)):
             return
-        print(line, file=self.stream or sys.stdout, flush=True)  # looked up late: Tune pickles us
-        self._last_line, self._last_print = line, now
+        print(self.line(), file=self.stream or sys.stdout, flush=True)  # looked up late: Tune pickles us
+        self._last_state, self._last_print = state, now
 
 
 def results_table(rows: Sequence[Mapping[str, Any]], metric: str, mode: str,

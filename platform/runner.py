@@ -186,8 +186,20 @@ def _host() -> dict[str, str]:
     import platform
 
     gpus = [torch.cuda.get_device_name(i) for i in range(torch.cuda.device_count())]
-    return {"host_cpu": f"{platform.processor() or platform.machine()} × {os.cpu_count()}",
+    return {"host_cpu": f"{_cpu_model() or platform.processor() or platform.machine()} × {os.cpu_count()}",
             "host_gpu": ", ".join(gpus) or "none"}
+
+
+def _cpu_model() -> str:
+    """The CPU's model name on Linux (``platform.processor()`` is often empty there)."""
+    try:
+        with open("/proc/cpuinfo") as handle:
+            for line in handle:
+                if line.startswith("model name"):
+                    return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return ""
 
 
 def _versions() -> dict[str, str]:

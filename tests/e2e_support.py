@@ -25,7 +25,8 @@ def start_ray_cluster() -> tuple[str, str]:
     temp = tempfile.mkdtemp(prefix="rt", dir="/tmp")  # short: Ray's socket paths have a length limit
     port = _free_port()
     env = {**os.environ, "RAY_USAGE_STATS_ENABLED": "0"}
-    subprocess.run([shutil.which("ray") or "ray", "start", "--head", f"--port={port}", "--num-cpus=2",
+    ray = Path(sys.executable).with_name("ray")  # the venv's, whatever PATH says
+    subprocess.run([str(ray) if ray.exists() else "ray", "start", "--head", f"--port={port}", "--num-cpus=2",
                     "--num-gpus=0", "--include-dashboard=false", f"--temp-dir={temp}",
                     "--disable-usage-stats"], env=env, check=True, capture_output=True, timeout=120)
     return f"127.0.0.1:{port}", temp

@@ -110,6 +110,23 @@ def test_progress_line_throttles_but_always_prints_a_trial_end(clock):
     assert stream.getvalue().splitlines()[-1].startswith("[search] 1/3 done · 0 running · 0 failed")
 
 
+def test_progress_line_heartbeat_only_when_nothing_changes(clock):
+    stream = io.StringIO()
+    line = ProgressLine(3, "val_accuracy", "max", concurrency=1, stream=stream, min_interval_s=10,
+                        heartbeat_s=60)
+    trial = FakeTrial("a")
+    line.on_trial_start(0, [], trial)
+    clock.now += 30
+    line.on_trial_result(0, [], trial, {})  # nothing new, no heartbeat due
+    assert len(stream.getvalue().splitlines()) == 1
+    clock.now += 31
+    line.on_trial_result(0, [], trial, {})  # the heartbeat
+    assert len(stream.getvalue().splitlines()) == 2
+    clock.now += 11
+    line.on_trial_result(0, [], trial, {"val_accuracy": 0.7})  # a new best, past the interval
+    assert "best val_accuracy 0.7" in stream.getvalue().splitlines()[-1]
+
+
 # --- platform.progress: the table ---------------------------------------------------------------
 ROWS = [
     {"trial": "trial-0001", "status": "FINISHED", "val_accuracy": 0.5, "accuracy": 0.4, "epochs": 8},
