@@ -26,14 +26,17 @@ class SearchRecord:
     tags: dict[str, str]
 
 
-def find_search(client: MlflowClient, experiment_id: str | None, which: str, study: str) -> SearchRecord:
-    """The search to resume: the newest of the study, or the one with the given id."""
+def find_search(client: MlflowClient, experiment_id: str | None, which: str, study: str,
+                kinds: tuple[str, ...] = ("search",), purpose: str = "--resume") -> SearchRecord:
+    """The newest search of the study (``which="latest"``), or the one with that id; only searches
+    of the given kinds (a reproduction grid is not resumed: it is run again)."""
     runs = find_search_runs(client, experiment_id) if experiment_id else []
+    runs = [run for run in runs if run.data.tags.get("kind", "search") in kinds]
     if which != "latest":
         runs = [run for run in runs if run.data.tags.get("search_id") == which]
     if not runs:
         target = f"search {which!r}" if which != "latest" else f"search of study {study!r}"
-        raise UsageError(f"--resume: no {target} in this MLflow store")
+        raise UsageError(f"{purpose}: no {target} in this MLflow store")
     run = runs[0]
     return SearchRecord(run.data.tags["search_id"], run.info.run_id, dict(run.data.tags))
 

@@ -164,8 +164,9 @@ def finish(search: Any, interrupted: bool) -> int:
     finished = counts["trials_finished"] + counts["trials_stopped"]
     all_failed = finished == 0 and counts["trials_failed"] > 0
     client.set_terminated(search.parent_run_id, status="FAILED" if all_failed else "FINISHED")
-    print(f"\n{finished} trials finished, {counts['trials_failed']} failed. Best config: artifact "
-          f"best_config.yaml of MLflow run {search.parent_run_id}")
+    print(f"\n{finished} trials done ({counts['trials_stopped']} stopped early by the scheduler), "
+          f"{counts['trials_failed']} failed. Best config: artifact best_config.yaml of MLflow run "
+          f"{search.parent_run_id}")
     return EXIT_ALL_FAILED if all_failed else EXIT_OK
 
 

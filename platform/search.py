@@ -115,6 +115,7 @@ def _quiet_libraries() -> None:
     import logging
     import warnings
 
+    import mlflow  # noqa: F401  (imported first: importing it resets its loggers to INFO)
     import optuna
 
     logging.getLogger("mlflow").setLevel(logging.WARNING)

@@ -61,13 +61,16 @@ def _shown_param(row: Mapping[str, Any], key: str) -> Any:
         return value
 
 
-def best_row(rows: Sequence[Mapping[str, Any]], study: Study) -> Mapping[str, Any] | None:
+def ranked_rows(rows: Sequence[Mapping[str, Any]], study: Study) -> list[Mapping[str, Any]]:
+    """Trials that produced a result (finished, or stopped early by the scheduler), best first."""
     metric = study.objective.metric
-    candidates = [r for r in rows if r["status"] in ("FINISHED", "STOPPED") and metric in r]
-    if not candidates:
-        return None
-    pick = max if study.objective.mode == "max" else min
-    return pick(candidates, key=lambda r: r[metric])
+    done = [row for row in rows if row["status"] in ("FINISHED", "STOPPED") and metric in row]
+    return sorted(done, key=lambda row: row[metric], reverse=study.objective.mode == "max")
+
+
+def best_row(rows: Sequence[Mapping[str, Any]], study: Study) -> Mapping[str, Any] | None:
+    ranked = ranked_rows(rows, study)
+    return ranked[0] if ranked else None
 
 
 def typed_config(row: Mapping[str, Any], study: Study) -> dict[str, Any]:
@@ -79,7 +82,8 @@ def typed_config(row: Mapping[str, Any], study: Study) -> dict[str, Any]:
 
 def best_config_yaml(row: Mapping[str, Any], study: Study, search_id: str) -> str:
     document = {"study": study.name, "search_id": search_id, "trial": row["trial"],
-                "run_id": row["run_id"], study.objective.metric: row[study.objective.metric],
+                "run_id": row["run_id"], "status": row["status"], "epochs_run": row.get("epochs"),
+                study.objective.metric: row[study.objective.metric], "accuracy": row.get("accuracy"),
                 "config": typed_config(row, study)}
     return yaml.safe_dump(document, sort_keys=False)
 
