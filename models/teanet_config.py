@@ -6,6 +6,7 @@ marked [OURS] are choices MODELS.md leaves to us; they stay named options and la
 
 from __future__ import annotations
 
+import dataclasses
 import re
 from collections.abc import Mapping
 from typing import Any
@@ -80,35 +81,20 @@ FIELDS: dict[str, Field] = {
 }
 
 
+def _settings(cls: type, config: Mapping[str, Any], prefix: str) -> Any:
+    """A settings dataclass from the config keys named ``<prefix>.<field>``: the config's names are
+    the dataclass's field names, so the two cannot drift apart."""
+    return cls(**{field.name: config[f"{prefix}.{field.name}"] for field in dataclasses.fields(cls)})
+
+
 def lorentz_settings(config: Mapping[str, Any]) -> LorentzSettings:
-    """The generator settings a config names."""
-    return LorentzSettings(
-        classes=config["data.classes"],
-        samples_per_class=config["data.samples_per_class"],
-        length=config["data.length"],
-        theta=config["data.theta"],
-        fwhm_low=config["data.fwhm_low"],
-        fwhm_high=config["data.fwhm_high"],
-        characteristic_min=config["data.characteristic_min"],
-        characteristic_max=config["data.characteristic_max"],
-        other_min=config["data.other_min"],
-        other_max=config["data.other_max"],
-        seed=config["data.seed"],
-    )
+    """The generator settings a config names (``data.*``)."""
+    return _settings(LorentzSettings, config, "data")
 
 
 def mask_scheme(config: Mapping[str, Any]) -> MaskScheme:
-    """The mask scheme a config names."""
-    return MaskScheme(
-        scheme=config["mask.scheme"],
-        a=config["mask.a"],
-        tau=config["mask.tau"],
-        tau_low=config["mask.tau_low"],
-        tau_high=config["mask.tau_high"],
-        segments=config["mask.segments"],
-        segment_tau_low=config["mask.segment_tau_low"],
-        segment_tau_high=config["mask.segment_tau_high"],
-    )
+    """The mask scheme a config names (``mask.*`` but the fill value and copies)."""
+    return _settings(MaskScheme, config, "mask")
 
 
 def unet_options(config: Mapping[str, Any]) -> dict[str, Any]:
