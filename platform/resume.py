@@ -58,7 +58,8 @@ def fail_orphaned_trials(study: optuna.Study) -> int:
     for trial in orphans:
         study._storage.set_trial_user_attr(trial._trial_id, ORPHANED, True)
         study._storage.set_trial_state_values(trial._trial_id, optuna.trial.TrialState.FAIL)
-        study.enqueue_trial(trial.params, user_attrs={"rerun_of": trial.number}, skip_if_exists=False)
+        if trial.params:  # a trial asked for but never given its parameters has nothing to re-run
+            study.enqueue_trial(trial.params, user_attrs={"rerun_of": trial.number}, skip_if_exists=False)
     return len(orphans)
 
 
