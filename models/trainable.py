@@ -12,7 +12,7 @@ from collections.abc import Callable, Mapping
 from typing import Any
 
 # Trial functions by task name: "module:function", imported on the worker when first used.
-TASKS = {"teanet": "models.teanet_trial:run_trial"}
+TASKS = {"teanet": "models.teanet_trial:run_trial", "hed": "models.hed_trial:run_trial"}
 
 TrialFunction = Callable[[Mapping[str, Any], Callable[[dict], None]], dict]
 
@@ -32,8 +32,10 @@ def trial_config(config: Mapping[str, Any]) -> dict[str, Any]:
     return {key: value for key, value in config.items() if not key.startswith("_")}
 
 
-def run_study_trial(config: dict[str, Any], task: str) -> None:
-    """Tune function trainable: ``tune.with_parameters(run_study_trial, task=...)``."""
+def run_study_trial(config: dict[str, Any], task: str, data: Any = None) -> None:
+    """Tune function trainable: ``tune.with_parameters(run_study_trial, task=..., data=...)``.
+    ``data`` is what the driver read from a user's files (Ray's object store carries it to every
+    worker, so no trial opens a path that exists only on the driver); ``None`` for generated data."""
     import ray
     from ray import tune
 
@@ -45,4 +47,5 @@ def run_study_trial(config: dict[str, Any], task: str) -> None:
     def report(metrics: dict) -> None:
         tune.report({**metrics, **where})
 
-    trial_function(task)(trial_config(config), report)
+    extra = {} if data is None else {"data": data}
+    trial_function(task)(trial_config(config), report, **extra)

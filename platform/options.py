@@ -44,6 +44,7 @@ class SearchRequest:
     resume: str | None = None  # "latest" or a search id
     reproduce: bool = False
     repeats: int = 1
+    data: Any = None  # a user's data read by the driver, handed to every trial through Ray
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -142,8 +143,9 @@ def _validate(args: argparse.Namespace, study: Study) -> SearchRequest:
         for assignment in args.assignments:
             key, value = parse_assignment(assignment, study.fields)
             fixed[key] = value
-        study.config_for(budget, fixed)  # every cross-key rule, before anything starts
-    except ConfigError as error:
+        config = study.config_for(budget, fixed)  # every cross-key rule, before anything starts
+        data = study.load_data(config)  # a user's files, read once here (DESIGN.md "Data on a cluster")
+    except (ConfigError, ValueError) as error:
         raise UsageError(str(error)) from None
     return SearchRequest(
         study=study, budget=budget, trials=args.trials, fixed=fixed,
@@ -151,7 +153,7 @@ def _validate(args: argparse.Namespace, study: Study) -> SearchRequest:
         gpus_per_trial=args.gpus_per_trial, scheduler=args.scheduler, address=args.address,
         tracking_uri=args.tracking_uri, optuna_storage=args.optuna_storage, storage=args.storage,
         seed=args.seed, time_budget_s=args.time_budget, resume=args.resume, reproduce=args.reproduce,
-        repeats=args.repeats,
+        repeats=args.repeats, data=data,
     )
 
 

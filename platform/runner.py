@@ -18,7 +18,14 @@ from platform.progress import ProgressLine
 from platform.resume import close_orphaned_runs, fail_orphaned_trials, trials_done
 from platform.summary import log_summary, print_summary, reproduction_table, summary_table, trial_rows
 from platform.tracking import TrialRecorder
-from platform.tuner import derive_seed, make_grid, make_scheduler, make_searcher, make_tuner
+from platform.tuner import (
+    derive_seed,
+    make_grid,
+    make_scheduler,
+    make_searcher,
+    make_tuner,
+    trial_resources,
+)
 
 EXIT_OK, EXIT_ALL_FAILED, EXIT_INTERRUPTED = 0, 1, 130
 
@@ -58,15 +65,18 @@ def make_plan(search: Any, cluster: Cluster) -> Plan:
     concurrency = request.max_concurrent or default_concurrency(cluster, request.cpus_per_trial,
                                                                 request.gpus_per_trial)
     kind = request.scheduler if search.kind == "search" else "fifo"  # a grid runs every row to the end
-    scheduler, scheduler_text = make_scheduler(kind, study, base_config[study.epochs_key])
+    searched_epochs = study.max_epochs if study.epochs_key not in request.fixed else None
+    scheduler, scheduler_text = make_scheduler(kind, study, searched_epochs or base_config[study.epochs_key])
     seed = request.seed if request.seed is not None else derive_seed(search.search_id, search.attempt)
     grid, optuna_study = None, None
     if search.kind == "search":
         optuna_study = _open_optuna_study(search)
     else:
-        seed0 = base_config["train.seed"]
-        grid = [{**base_config, **row.config, "_row": row.label, "train.seed": seed0 + repeat}
-                for row in study.reproduction for repeat in range(request.repeats)]
+        grid = []
+        for row in study.reproduction:
+            config = study.grid_config(request.budget, row, request.fixed)
+            grid += [{**config, "_row": row.label, "train.seed": config["train.seed"] + repeat}
+                     for repeat in range(request.repeats)]
     total = request.trials or (len(grid) if grid else study.budgets[request.budget].trials)
     request.trials = total
     return Plan(base_config, concurrency, scheduler, scheduler_text, seed, total, grid, optuna_study)
@@ -119,7 +129,8 @@ def open_parent_run(search: Any, plan: Plan, cluster: Cluster) -> None:
 def run_tuner(search: Any, plan: Plan, done: int, remaining: int) -> int:
     request, study = search.request, search.request.study
     if plan.optuna_study is not None:
-        searcher = make_searcher(study, request.fixed, plan.optuna_study._storage, search.search_id,
+        pinned = {**study.budgets[request.budget].config, **request.fixed}  # not searched
+        searcher = make_searcher(study, pinned, plan.optuna_study._storage, search.search_id,
                                  plan.seed, plan.base_config[study.epochs_key])
         optuna_trial = searcher.optuna_trial
     else:
@@ -129,12 +140,12 @@ def run_tuner(search: Any, plan: Plan, done: int, remaining: int) -> int:
     progress = ProgressLine(plan.total, study.objective.metric, study.objective.mode, plan.concurrency,
                             done, name_of=recorder.name)
     name = search.search_id + (f"-resume{search.attempt}" if search.attempt else "")
-    resources = {"cpu": request.cpus_per_trial, "gpu": request.gpus_per_trial}
+    resources = trial_resources(study, request.cpus_per_trial, request.gpus_per_trial)
     # A grid's points may only set keys the param space has: give the row label a place.
     param_space = {**plan.base_config, "_row": ""} if plan.grid else plan.base_config
     tuner = make_tuner(study, param_space, searcher, plan.scheduler, remaining, plan.concurrency,
                        resources, search.stores.ray_storage, name, [recorder, progress],
-                       request.time_budget_s)
+                       request.time_budget_s, data=request.data)
     try:
         tuner.fit()
     except KeyboardInterrupt:

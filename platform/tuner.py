@@ -16,6 +16,7 @@ from typing import Any
 
 import optuna
 from ray import tune
+from ray.tune import PlacementGroupFactory
 from ray.tune.schedulers import ASHAScheduler, FIFOScheduler
 from ray.tune.search.basic_variant import BasicVariantGenerator
 from ray.tune.search.optuna import OptunaSearch
@@ -95,11 +96,26 @@ def make_scheduler(kind: str, study: Study, max_epochs: int) -> tuple[FIFOSchedu
     return scheduler, f"ASHA(time_attr=training_iteration, max_t={max_epochs}, grace={grace}, rf=3)"
 
 
+def trial_resources(study: Study, cpus: float, gpus: float) -> Any:
+    """Resources of one trial, per config: CPUs, GPUs and, where a model needs GBs, memory (so Ray
+    does not start two trials that together exhaust the node)."""
+
+    def resources(config: Mapping[str, Any]) -> PlacementGroupFactory:
+        bundle = {"CPU": cpus, "GPU": gpus}
+        memory_gb = study.memory_gb(config)
+        if memory_gb:
+            bundle["memory"] = memory_gb * 1024**3
+        return PlacementGroupFactory([bundle])
+
+    return resources
+
+
 def make_tuner(study: Study, param_space: Mapping[str, Any], search_alg: Any, scheduler: FIFOScheduler,
-               num_samples: int, max_concurrent: int, resources: Mapping[str, float],
-               storage_path: str, experiment_name: str, callbacks: list,
-               time_budget_s: float | None) -> tune.Tuner:
-    trainable = tune.with_resources(tune.with_parameters(run_study_trial, task=study.task), dict(resources))
+               num_samples: int, max_concurrent: int, resources: Any, storage_path: str,
+               experiment_name: str, callbacks: list, time_budget_s: float | None,
+               data: Any = None) -> tune.Tuner:
+    trainable = tune.with_parameters(run_study_trial, task=study.task, data=data)
+    trainable = tune.with_resources(trainable, resources)
     return tune.Tuner(
         trainable,
         param_space=dict(param_space),

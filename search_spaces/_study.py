@@ -28,7 +28,9 @@ class Objective:
 
 @dataclass(frozen=True)
 class Budget:
-    """Defaults of everything that costs; every value lands in the trial's config and its params."""
+    """Defaults of everything that costs; every value lands in the trial's config and its params.
+    A key a budget sets is not searched, and wins over a reproduction grid's row (a smoke grid stays
+    cheap); ``--set`` wins over both."""
 
     trials: int
     config: Mapping[str, Any]
@@ -54,7 +56,7 @@ class Study:
     objective: Objective
     budgets: Mapping[str, Budget]
     default_budget: str
-    epochs_key: str  # the config key holding the epoch count (ASHA's max_t)
+    epochs_key: str  # the config key holding a trial's epoch count
     check_config: Callable[[Mapping[str, Any]], None]  # cross-key rules; raises ConfigError
     reproduction: tuple[GridRow, ...] = ()
     reference_source: str = ""
@@ -63,6 +65,13 @@ class Study:
     data_tags: Callable[[Mapping[str, Any]], dict[str, str]] = lambda config: {}
     # ASHA's first rung, in epochs: a trial always gets at least this many before it can be stopped.
     grace_epochs: int = 2
+    # Read a user's data on the driver (e.g. data.path); None when the config asks for generated data.
+    # Raises ValueError with one line on bad files.
+    load_data: Callable[[Mapping[str, Any]], Any] = lambda config: None
+    # ASHA's max_t when the space searches the epoch count (else the budget's value is used).
+    max_epochs: int | None = None
+    # Memory (GB) one trial of this config needs, for Ray's scheduler; 0: no reservation.
+    memory_gb: Callable[[Mapping[str, Any]], float] = lambda config: 0.0
 
     def __post_init__(self) -> None:
         if self.default_budget not in self.budgets:
@@ -71,6 +80,12 @@ class Study:
             self.check_config(self.config_for(name, budget.config))
         for row in self.reproduction:
             check_keys(row.config, self.fields)
+
+    def grid_config(self, budget: str, row: GridRow, fixed: Mapping[str, Any]) -> dict[str, Any]:
+        """A grid row's complete config: defaults, the row, then the budget and --set on top."""
+        config = complete_config(self.fields, row.config, self.budgets[budget].config, fixed)
+        self.check_config(config)
+        return config
 
     def config_for(self, budget: str, *layers: Mapping[str, Any]) -> dict[str, Any]:
         """A complete trial config: the task's defaults, then the budget's, then each layer, checked."""
