@@ -93,11 +93,11 @@ class ProgressLine(Callback):
 
 
 def results_table(rows: Sequence[Mapping[str, Any]], metric: str, mode: str,
-                  searched: Sequence[str] = ()) -> pd.DataFrame:
-    """One row per trial: status, the objective, test accuracy, cost and the searched keys,
-    best first (failed trials last)."""
-    columns = ["trial", "status", metric, "accuracy", "train_time_s", "peak_memory_mb", "epochs",
-               *searched]
+                  searched: Sequence[str] = (), results: Sequence[str] = ("accuracy",)) -> pd.DataFrame:
+    """One row per trial: status, the objective, the study's result columns (e.g. test accuracy),
+    cost and the searched keys, best first (failed trials last)."""
+    columns = list(dict.fromkeys(["trial", "status", metric, *results, "train_time_s", "peak_memory_mb",
+                                  "epochs", *searched]))
     frame = pd.DataFrame([{column: row.get(column) for column in columns} for row in rows], columns=columns)
     if frame.empty:
         return frame

@@ -47,7 +47,7 @@ def summary_table(rows: Sequence[Mapping[str, Any]], study: Study) -> pd.DataFra
     apply to that trial, e.g. mask.tau under MS4)."""
     keys = searched_keys(rows)
     flat = [{**row, **{k: _shown_param(row, k) for k in keys}} for row in rows]
-    return results_table(flat, study.objective.metric, study.objective.mode, keys)
+    return results_table(flat, study.objective.metric, study.objective.mode, keys, study.result_columns)
 
 
 def _shown_param(row: Mapping[str, Any], key: str) -> Any:
@@ -107,7 +107,8 @@ def log_summary(client: MlflowClient, parent_run_id: str, rows: Sequence[Mapping
 
 
 def reproduction_table(rows: Sequence[Mapping[str, Any]], study: Study) -> pd.DataFrame:
-    """Each grid row's results (mean ± std over repeats, in %) beside the published figures."""
+    """Each grid row's results (mean ± std over repeats; accuracies and confidences in %) beside the
+    published figures."""
     metric = study.objective.metric
     by_label: dict[str, list[Mapping[str, Any]]] = {}
     for row in rows:
@@ -116,9 +117,10 @@ def reproduction_table(rows: Sequence[Mapping[str, Any]], study: Study) -> pd.Da
     for grid_row in study.reproduction:
         runs = [r for r in by_label.get(grid_row.label, []) if metric in r]
         line: dict[str, Any] = {"setting": grid_row.label, "runs": len(runs)}
-        for name in (metric, "accuracy"):
-            values = pd.Series([r.get(name) for r in runs], dtype=float) * 100
-            line[f"{name} %"] = _mean_std(values)
+        for name in dict.fromkeys((metric, *study.result_columns)):
+            values = pd.Series([r.get(name) for r in runs], dtype=float)
+            percent = "accuracy" in name or "confidence" in name  # fractions, printed like the papers
+            line[f"{name} %" if percent else name] = _mean_std(values * 100 if percent else values)
         for column in study.reference_columns:
             line[f"paper {column}"] = grid_row.reference.get(column)
         lines.append(line)

@@ -65,6 +65,8 @@ class Study:
     data_tags: Callable[[Mapping[str, Any]], dict[str, str]] = lambda config: {}
     # ASHA's first rung, in epochs: a trial always gets at least this many before it can be stopped.
     grace_epochs: int = 2
+    # Metrics shown beside the objective in tables (the summary and the reproduction grid).
+    result_columns: tuple[str, ...] = ("accuracy",)
     # Read a user's data on the driver (e.g. data.path); None when the config asks for generated data.
     # Raises ValueError with one line on bad files.
     load_data: Callable[[Mapping[str, Any]], Any] = lambda config: None

@@ -65,7 +65,8 @@ def test_smoke_budget_exists_and_runs_trials(name):
 @pytest.mark.parametrize("name", STUDIES)
 def test_objective_is_a_validation_metric(name):
     objective = load_study(name).objective
-    assert objective.metric.startswith("val_") or objective.metric == "confidence"
+    # HED's confidence_score: the confidence with ties broken by time (its protocol has no validation set)
+    assert objective.metric.startswith(("val_", "confidence"))
     assert objective.mode in {"max", "min"}
 
 
