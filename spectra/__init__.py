@@ -2,6 +2,7 @@
 simulated ramp, dataset splits and random masking (numpy, scipy and pybaselines only)."""
 
 from spectra.baseline import als_baseline, remove_baseline
+from spectra.confidence import Confidence, classification_confidence
 from spectra.errors import DataError
 from spectra.hed_data import (
     PAPER_TRANSITION,
@@ -29,6 +30,8 @@ from spectra.splits import SpectraSplits
 from spectra.xy import DEFAULT_RUN_PATTERN, Series, load_xy_folder, read_xy, run_number
 
 __all__ = [
+    "Confidence",
+    "classification_confidence",
     "DEFAULT_RUN_PATTERN",
     "PAPER_TRANSITION",
     "SCHEMES",

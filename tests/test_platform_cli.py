@@ -14,7 +14,7 @@ from platform.cluster import Cluster, check_fits, default_concurrency
 from platform.describe import listing, show
 from platform.options import SearchRequest, UsageError, parse_request, read_config_file
 from platform.stores import Stores, check_reachable, resolve_stores, resolve_tracking_uri
-from search_spaces import load_study
+from search_spaces import list_studies, load_study
 
 STUDY = "teanet_masks"
 SMOKE = [STUDY, "--budget", "smoke"]
@@ -65,7 +65,7 @@ def test_set_fixes_typed_keys():
 
 
 @pytest.mark.parametrize(("argv", "says"), [
-    ([], "no study given; known studies: teanet_masks"),
+    ([], "no study given; known studies: hed_architectures, hed_bins, teanet_masks"),
     (["nope"], "unknown study 'nope'"),
     ([*SMOKE, "--set", "loss.gama=0.5"], "unknown config key 'loss.gama'; known keys:"),
     ([*SMOKE, "--set", "loss.gamma=2"], "config key 'loss.gamma': expected a number in (0, 1)"),
@@ -304,8 +304,8 @@ def test_show_lists_keys_objective_budgets_grid_and_branches():
 
 
 def test_listing_names_every_study():
-    text = listing()
-    assert text.splitlines()[0].startswith(STUDY)
+    names = [line.split()[0] for line in listing().splitlines()]
+    assert names == list_studies() and STUDY in names
 
 
 # --- platform.cluster ---------------------------------------------------------------------------

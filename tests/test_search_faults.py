@@ -26,7 +26,8 @@ pytestmark = pytest.mark.slow
 SLOW_TRIALS = [*SMOKE, "--scheduler", "fifo", "--max-concurrent", "2", "--set", "train.epochs=120"]
 
 BAD_INPUTS = {
-    "unknown study": (["nope"], "unknown study 'nope'; known studies: teanet_masks"),
+    "unknown study": (["nope"],
+                      "unknown study 'nope'; known studies: hed_architectures, hed_bins, teanet_masks"),
     "unknown --set key": (["teanet_masks", "--set", "mask.nope=1"], "unknown config key 'mask.nope'"),
     "wrong type": (["teanet_masks", "--set", "loss.gamma=high"], "'loss.gamma': expected a number in (0, 1)"),
     "tau above 1": (["teanet_masks", "--set", "mask.tau=1.5"], "'mask.tau': expected a number in (0, 1)"),
