@@ -42,13 +42,20 @@ def load_data(config: Mapping[str, Any]) -> Any:
     return series
 
 
+# Resident memory per full-batch training row at 4023 points, measured on CPU with
+# benchmarks/bench_hed_models.py (msresnet 8.1 GB, cnn 4.2 GB, sc/sct 3.9 GB for 1581 rows); the
+# others stay under 0.3 GB.
+_MB_PER_ROW = {"msresnet": 5.2, "cnn": 2.7, "sc_attention": 2.6, "sct_attention": 2.6}
+
+
 def memory_gb(config: Mapping[str, Any]) -> float:
-    """The multi-scale ResNet trained full-batch keeps GBs of activations (7.1 GB on the paper's P100
-    for 1581 spectra): reserve ~4 MB per training row for it, so two such trials do not share a node's
-    memory blindly. Other models need far less than a node has."""
-    if config["model.name"] != "msresnet":
+    """Memory to reserve for one trial, so Ray does not start two that together exhaust a node's
+    memory (the full-batch ResNet needs 8 GB here, 7.1 GB on the paper's P100)."""
+    per_row = _MB_PER_ROW.get(config["model.name"], 0.0)
+    if not per_row:
         return 0.0
     anchors = sum(len(range(*map(int, config[key].split(":")))) for key in ("data.class0", "data.class1"))
-    rows = anchors * (config["data.copies"] + 1) * config["data.points"] / 4023
-    batch = config["train.batch_size"] or rows
-    return round(min(rows, batch) * 0.004, 1)
+    rows = anchors * (config["data.copies"] + 1)
+    batch = min(rows, config["train.batch_size"] or rows)
+    points = config["data.points"] if not config["data.path"] else 4023
+    return round(batch * per_row * points / 4023 / 1024, 1)
