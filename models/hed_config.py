@@ -73,6 +73,8 @@ _BASE_FIELDS: dict[str, Field] = {
                                  low=0.0, high=1.0),
     "train.seed": Field(12345, "seed of weights and batch order (paper: 12345)", low=0),
     "train.device": Field("auto", "where to train", choices=("auto", "cpu", "cuda")),
+    "eval.every": Field(1, "evaluate the series every n epochs (and at the last); the binned model's "
+                        "test set is 349·N2 rows, costlier than an epoch", low=1, high=100_000),
     "eval.batchnorm": Field("eval", "BatchNorm at test: eval (fair) or train, the paper's quirk (B3)",
                             choices=("eval", "train")),
 }

@@ -4,7 +4,8 @@ classification confidence and boundary over the whole series (MODELS.md B1-B6, B
 Every epoch's report is a complete snapshot (so a trial the scheduler stops still has its result):
 ``train_loss``, ``train_accuracy``, ``confidence``, ``boundary_lower``, ``boundary_upper``,
 ``boundary_error`` (when the transition is known), ``train_time_s`` (training only), ``peak_memory_mb``,
-``trainable_params``, ``epochs``, and ``confidence_score``: confidence with ties broken by the shorter
+``trainable_params``, ``epochs`` (confidence and boundaries from the latest evaluation: every
+``eval.every`` epochs and the last), and ``confidence_score``: confidence with ties broken by the shorter
 training time (what the HED studies maximise; the paper's protocol has no validation set).
 """
 
@@ -181,11 +182,14 @@ def _train(config: Mapping[str, Any], model: nn.Module, optimizer: torch.optim.O
     generator = torch.Generator().manual_seed(config["train.seed"])
     training, metrics = Stopwatch(), {}
     trainable, stop_rule = count_parameters(model), _stop_rule(config)
+    result = None  # the latest evaluation of the series (every eval.every epochs, and the last)
     for epoch in range(config["train.epochs"]):
         with training:
             loss, accuracy, stopped = _train_epoch(model, optimizer, data, config["train.batch_size"],
                                                    generator, epoch, stop_rule)
-        result = classification_confidence(predict_labels(model, data, config["eval.batchnorm"]))
+        last = stopped or epoch + 1 == config["train.epochs"]
+        if result is None or last or (epoch + 1) % config["eval.every"] == 0:
+            result = classification_confidence(predict_labels(model, data, config["eval.batchnorm"]))
         metrics = {"train_loss": loss, "train_accuracy": accuracy, "confidence": result.confidence,
                    "boundary_lower": result.boundary_lower, "boundary_upper": result.boundary_upper,
                    "train_time_s": training.seconds, "peak_memory_mb": memory.peak_mb,
