@@ -8,6 +8,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from models.hed_config import FIELDS, check_config
+from search_spaces._study import Objective
 
 TASK, STUDY_FIELDS, CHECK = "hed", FIELDS, check_config
 
@@ -59,3 +60,21 @@ def memory_gb(config: Mapping[str, Any]) -> float:
     batch = min(rows, config["train.batch_size"] or rows)
     points = config["data.points"] if not config["data.path"] else 4023
     return round(batch * per_row * points / 4023 / 1024, 1)
+
+
+def study_settings() -> dict[str, Any]:
+    """The Study arguments both HED studies share: task, objective, checks, data and resources."""
+    return {
+        "task": TASK,
+        "objective": Objective("confidence_score", "max",
+                               note="confidence over the time series, ties broken by the shorter "
+                                    "training time; the paper's protocol has no validation set"),
+        "default_budget": "quick",
+        "epochs_key": "train.epochs",
+        "check_config": CHECK,
+        "data_tags": data_tags,
+        "result_columns": ("confidence", "boundary_lower", "boundary_upper", "boundary_error",
+                           "train_time_s"),
+        "load_data": load_data,
+        "memory_gb": memory_gb,
+    }

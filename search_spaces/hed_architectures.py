@@ -13,7 +13,7 @@ from typing import Any
 
 from models.hed_config import HED_MODELS, PAPER_EPOCHS, paper_settings
 from search_spaces import _hed as hed_common
-from search_spaces._study import Budget, GridRow, Objective, Study
+from search_spaces._study import Budget, GridRow, Study
 from search_spaces.reference import read_reference
 
 # The paper's sequence blocks are copies + 1 rows (51 = 50 + 1); the smoke ramp has 2 copies.
@@ -77,24 +77,14 @@ def _table1_rows() -> tuple[GridRow, ...]:
 STUDY = Study(
     name="hed_architectures",
     description=__doc__.split("\n\n")[0],
-    task=hed_common.TASK,
+    **hed_common.study_settings(),
     fields=hed_common.STUDY_FIELDS,
     define_space=define_space,
-    objective=Objective("confidence_score", "max",
-                        note="confidence over the time series, ties broken by the shorter training "
-                             "time; the paper's protocol has no validation set"),
     budgets=BUDGETS,
-    default_budget="quick",
-    epochs_key="train.epochs",
     max_epochs=2 * max(PAPER_EPOCHS[name] for name in HED_MODELS),
-    check_config=hed_common.CHECK,
     reproduction=_table1_rows(),
     reference_source="HED paper Table 1 (Tesla P100; confidence and boundary on the real ramp)",
     reference_columns=("confidence", "boundary_lower", "boundary_upper", "train_time_s", "memory_gb",
                        "epochs", "trainable_params", "training_samples"),
-    data_tags=hed_common.data_tags,
-    result_columns=("confidence", "boundary_lower", "boundary_upper", "boundary_error", "train_time_s"),
     grace_epochs=2,
-    load_data=hed_common.load_data,
-    memory_gb=hed_common.memory_gb,
 )

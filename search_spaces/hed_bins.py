@@ -13,7 +13,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from search_spaces import _hed as hed_common
-from search_spaces._study import Budget, GridRow, Objective, Study
+from search_spaces._study import Budget, GridRow, Study
 from search_spaces.reference import read_reference
 
 # The binned model's own training set (B5.8): 4 representatives of the every-20th pool, spectra
@@ -66,23 +66,13 @@ def _sweep_rows() -> tuple[GridRow, ...]:
 STUDY = Study(
     name="hed_bins",
     description=__doc__.split("\n\n")[0],
-    task=hed_common.TASK,
+    **hed_common.study_settings(),
     fields={key: dataclasses.replace(field, default=PAPER[key]) if key in PAPER else field
             for key, field in hed_common.STUDY_FIELDS.items()},  # the binned model's paper settings
     define_space=define_space,
-    objective=Objective("confidence_score", "max",
-                        note="confidence over the time series, ties broken by the shorter training "
-                             "time; the paper's protocol has no validation set"),
     budgets=BUDGETS,
-    default_budget="quick",
-    epochs_key="train.epochs",
-    check_config=hed_common.CHECK,
     reproduction=_sweep_rows(),
     reference_source="HED paper Figure 4 sweep (binned FCNN, B = 1…16, on the real ramp)",
     reference_columns=("confidence", "trainable_params", "train_time_s", "last_epoch"),
-    data_tags=hed_common.data_tags,
-    result_columns=("confidence", "boundary_lower", "boundary_upper", "boundary_error", "train_time_s"),
     grace_epochs=20,
-    load_data=hed_common.load_data,
-    memory_gb=hed_common.memory_gb,
 )
