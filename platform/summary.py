@@ -107,8 +107,8 @@ def log_summary(client: MlflowClient, parent_run_id: str, rows: Sequence[Mapping
 
 
 def reproduction_table(rows: Sequence[Mapping[str, Any]], study: Study) -> pd.DataFrame:
-    """Each grid row's results (mean ± std over repeats; accuracies and confidences in %) beside the
-    published figures."""
+    """Each grid row's results (mean ± std over repeats; accuracies in %, as the papers print them)
+    beside the published figures."""
     metric = study.objective.metric
     by_label: dict[str, list[Mapping[str, Any]]] = {}
     for row in rows:
@@ -119,7 +119,7 @@ def reproduction_table(rows: Sequence[Mapping[str, Any]], study: Study) -> pd.Da
         line: dict[str, Any] = {"setting": grid_row.label, "runs": len(runs)}
         for name in dict.fromkeys((metric, *study.result_columns)):
             values = pd.Series([r.get(name) for r in runs], dtype=float)
-            percent = "accuracy" in name or "confidence" in name  # fractions, printed like the papers
+            percent = "accuracy" in name  # TeaNet prints accuracies in %; HED prints confidence as a fraction
             line[f"{name} %" if percent else name] = _mean_std(values * 100 if percent else values)
         for column in study.reference_columns:
             line[f"paper {column}"] = grid_row.reference.get(column)
