@@ -126,6 +126,12 @@ def training_settings(config: Mapping[str, Any]) -> TrainingSetSettings:
                                noise_scale=config["data.noise_scale"], seed=config["data.noise_seed"])
 
 
+def training_rows(config: Mapping[str, Any]) -> int:
+    """Rows of the training set: every anchor and its noisy copies (B2: 31 × 51 = 1581)."""
+    anchors = sum(len(parse_range(config[key])) for key in ("data.class0", "data.class1"))
+    return anchors * (config["data.copies"] + 1)
+
+
 def check_config(config: Mapping[str, Any]) -> None:
     """Rules across keys, before any data is made or read; raises ConfigError naming the key."""
     sequence = config.get(f"model.{config['model.name']}.sequence")
@@ -147,8 +153,7 @@ def _check_paper_layout(config: Mapping[str, Any]) -> None:
     block_key = {"lstm": "sequence_length", "transformer": "columns", "sct_attention": "columns"}.get(name)
     if block_key is None or config[f"model.{name}.sequence"] != "paper":
         return
-    anchors = sum(len(parse_range(config[key])) for key in ("data.class0", "data.class1"))
-    rows, block = anchors * (config["data.copies"] + 1), config[f"model.{name}.{block_key}"]
+    rows, block = training_rows(config), config[f"model.{name}.{block_key}"]
     if rows % block:
         expected = config["data.copies"] + 1
         raise ConfigError(f"config key 'model.{name}.{block_key}': the paper's layout needs it to divide "

@@ -42,6 +42,7 @@ class Plan:
     total: int  # trials of the whole search, failed ones included
     grid: list[dict[str, Any]] | None  # complete configs of a reproduction grid, else None
     optuna_study: optuna.Study | None
+    git: tuple[str, str]  # (commit, dirty) of the checkout, asked once
 
 
 def run_search(search: Any, cluster: Cluster) -> int:
@@ -79,7 +80,7 @@ def make_plan(search: Any, cluster: Cluster) -> Plan:
                      for repeat in range(request.repeats)]
     total = request.trials or (len(grid) if grid else study.budgets[request.budget].trials)
     request.trials = total
-    return Plan(base_config, concurrency, scheduler, scheduler_text, seed, total, grid, optuna_study)
+    return Plan(base_config, concurrency, scheduler, scheduler_text, seed, total, grid, optuna_study, _git())
 
 
 def _open_optuna_study(search: Any) -> optuna.Study:
@@ -96,7 +97,7 @@ def common_tags(search: Any, plan: Plan) -> dict[str, str]:
     """Tags of the parent run and of every trial run."""
     study = search.request.study
     return {"study": study.name, "search_id": search.search_id, "budget": search.request.budget,
-            "kind": search.kind, "git_commit": _git()[0], **study.data_tags(plan.base_config)}
+            "kind": search.kind, "git_commit": plan.git[0], **study.data_tags(plan.base_config)}
 
 
 def open_parent_run(search: Any, plan: Plan, cluster: Cluster) -> None:
@@ -106,7 +107,7 @@ def open_parent_run(search: Any, plan: Plan, cluster: Cluster) -> None:
     tags = {
         **common_tags(search, plan), "search_role": "parent", "mlflow.runName": search.search_id,
         "sampler": sampler if plan.optuna_study else "grid", "scheduler": plan.scheduler_text,
-        "git_dirty": _git()[1], **_versions(), **_host(),
+        "git_dirty": plan.git[1], **_versions(), **_host(),
         "ray_cluster": f"{cluster.address} ({cluster.cpus:g} CPU, {cluster.gpus:g} GPU)",
         "resources_per_trial": f"cpu={request.cpus_per_trial:g} gpu={request.gpus_per_trial:g}",
         "max_concurrent": str(plan.concurrency), "attempts": str(search.attempt),

@@ -7,6 +7,7 @@ store: :func:`resolve_stores` only decides the locations and checks that servers
 
 from __future__ import annotations
 
+import os
 import socket
 import urllib.error
 import urllib.request
@@ -85,13 +86,7 @@ def check_reachable(request: SearchRequest, stores: Stores) -> None:
 
 def _creatable(directory: Path) -> bool:
     existing = next((p for p in [directory, *directory.parents] if p.exists()), None)
-    return existing is not None and existing.is_dir() and _writable(existing)
-
-
-def _writable(directory: Path) -> bool:
-    import os
-
-    return os.access(directory, os.W_OK)
+    return existing is not None and existing.is_dir() and os.access(existing, os.W_OK)
 
 
 def _check_mlflow_server(uri: str) -> None:

@@ -7,7 +7,7 @@ import hashlib
 from collections.abc import Mapping
 from typing import Any
 
-from models.hed_config import FIELDS, check_config
+from models.hed_config import FIELDS, check_config, training_rows
 from search_spaces._study import Objective
 
 TASK, STUDY_FIELDS, CHECK = "hed", FIELDS, check_config
@@ -55,8 +55,7 @@ def memory_gb(config: Mapping[str, Any]) -> float:
     per_row = _MB_PER_ROW.get(config["model.name"], 0.0)
     if not per_row:
         return 0.0
-    anchors = sum(len(range(*map(int, config[key].split(":")))) for key in ("data.class0", "data.class1"))
-    rows = anchors * (config["data.copies"] + 1)
+    rows = training_rows(config)
     batch = min(rows, config["train.batch_size"] or rows)
     points = config["data.points"] if not config["data.path"] else 4023
     return round(batch * per_row * points / 4023 / 1024, 1)
