@@ -5,6 +5,10 @@ SC is rebuilt from its checkpoint's tensor shapes, with the layer order of the a
 ``ConvSC`` class [OURS-inferred]; SCT from the paper text, which fits its parameter count exactly:
 SC 659,525 + temporal Linear/LayerNorm 1,030,656 + MultiheadAttention(256) 263,168 + Conv4/BN 4.
 Neither starts with a LayerNorm over the spectrum.
+
+Both end in a residual feed-forward block that the published SC checkpoint shows never trained (B5.6
+step 8 ⚠): ``ffn="bypassed"`` keeps its parameters (so the counts match Table 1) but feeds the fused
+features straight to fc1, as the published model did; ``"used"`` runs it.
 """
 
 from __future__ import annotations
@@ -27,6 +31,8 @@ from .hed_blocks import (
 )
 from .registry import register_model
 
+FFN_MODES = ("used", "bypassed")  # B5.6 step 8: the feed-forward block run, or skipped as published
+
 
 def check_heads(name: str, heads: int, width: int) -> None:
     if heads < 1 or width % heads:
@@ -40,6 +46,20 @@ def normal_init(model: nn.Module) -> None:
     for module in model.modules():
         if isinstance(module, (nn.Conv1d, nn.Linear, nn.BatchNorm1d)):
             nn.init.normal_(module.weight, mean=0.0, std=0.05)
+
+
+class FeedForwardHead(nn.Module):
+    """Base of SC and SCT: their ``ffn`` (B5.6 step 8), unless bypassed, then flatten -> ``fc1`` ->
+    Sigmoid (step 9). The layers stay attributes of the model, named as in the SC checkpoint."""
+
+    ffn: ResidualFeedForward
+    fc1: nn.Linear
+    ffn_mode: str
+
+    def head(self, features: torch.Tensor) -> torch.Tensor:
+        if self.ffn_mode == "used":
+            features = self.ffn(features)
+        return torch.sigmoid(self.fc1(features.flatten(1)))
 
 
 class SCBranch(nn.Module):
@@ -81,15 +101,18 @@ class SCBranch(nn.Module):
         return self.dec_conv3(self.norm(e + s + c))  # F = E + S + C: E counted twice, as B5.6 step 6
 
 
-class SCAttention(nn.Module):
-    """Convolutional SC attention (B5.6): SC branch -> residual feed-forward -> Linear(-> 1) -> Sigmoid.
-    659,525 parameters at length 4023."""
+class SCAttention(FeedForwardHead):
+    """Convolutional SC attention (B5.6): SC branch -> residual feed-forward (unless bypassed) ->
+    Linear(-> 1) -> Sigmoid. 659,525 parameters at length 4023, with the feed-forward used or not."""
 
     output = "sigmoid"
 
-    def __init__(self, length: int, channels: str, heads: int, embed: int, ff: int, init: str) -> None:
+    def __init__(self, length: int, channels: str, heads: int, embed: int, ff: int, ffn: str,
+                 init: str) -> None:
         super().__init__()
         check_choice("init", init, INITS)
+        check_choice("ffn", ffn, FFN_MODES)
+        self.ffn_mode = ffn
         self.branch = SCBranch(length, channels, heads, embed)
         self.ffn = ResidualFeedForward(embed, ff)
         self.fc1 = nn.Linear(embed, 1)
@@ -98,12 +121,13 @@ class SCAttention(nn.Module):
 
     def forward(self, x: torch.Tensor, *, test: bool | None = None) -> torch.Tensor:
         del test  # no sequences across spectra: a test batch is like any other (hed_blocks)
-        return torch.sigmoid(self.fc1(self.ffn(self.branch(x)).flatten(1)))
+        return self.head(self.branch(x))
 
 
-class SCTAttention(nn.Module):
+class SCTAttention(FeedForwardHead):
     """Convolutional SCT attention (B5.7): the SC branch (lower) plus a temporal branch (upper) that
-    attends across spectra, fused by addition -> residual feed-forward -> Linear(-> 1) -> Sigmoid.
+    attends across spectra, fused by addition -> residual feed-forward (unless bypassed, as SC's) ->
+    Linear(-> 1) -> Sigmoid.
 
     Temporal branch: Linear(length -> 256) -> LayerNorm -> + sinusoidal position -> p + MHA(p) over the
     batch as a sequence -> (batch, 1, 256) -> "Conv4" Conv1d(1 -> 1, k1) -> BN(1), a learned scale.
@@ -125,14 +149,17 @@ class SCTAttention(nn.Module):
         temporal_heads: int,
         sequence: str,
         columns: int,
+        ffn: str,
         init: str,
     ) -> None:
         super().__init__()
         check_choice("init", init, INITS)
         check_choice("sequence", sequence, SEQUENCES)
+        check_choice("ffn", ffn, FFN_MODES)
         check_heads("temporal_heads", temporal_heads, embed)
         if columns < 1:
             raise ValueError(f"columns must be >= 1, got {columns}")
+        self.ffn_mode = ffn
         self.sequence = sequence
         self.columns = columns
         self.branch = SCBranch(length, channels, heads, embed)
@@ -158,8 +185,7 @@ class SCTAttention(nn.Module):
         return self.conv4(p.reshape(-1, 1, p.shape[-1]))  # back to row order, (rows, 1, embed)
 
     def forward(self, x: torch.Tensor, *, test: bool | None = None) -> torch.Tensor:
-        fused = self.branch(x) + self.temporal_branch(x, test)
-        return torch.sigmoid(self.fc1(self.ffn(fused).flatten(1)))
+        return self.head(self.branch(x) + self.temporal_branch(x, test))
 
 
 @register_model("sc_attention", kind="classifier")
@@ -171,12 +197,14 @@ def sc_attention(
     heads: int = 4,
     embed: int = 256,
     ff: int = 1024,
+    ffn: str = "used",
     init: str = "paper",
 ) -> SCAttention:
     """Convolutional SC attention of the HED comparison (MODELS.md B5.6); 659,525 parameters at length
-    4023. ``heads`` (spatial attention over ``channels[-1]``-wide tokens) is [OURS]: 4."""
+    4023. ``heads`` (spatial attention over ``channels[-1]``-wide tokens) is [OURS]: 4.
+    ``ffn="bypassed"`` skips the feed-forward block, as the published checkpoint did (B5.6 step 8 ⚠)."""
     check_binary(num_classes)
-    return SCAttention(length, channels, heads, embed, ff, init)
+    return SCAttention(length, channels, heads, embed, ff, ffn, init)
 
 
 @register_model("sct_attention", kind="classifier")
@@ -191,10 +219,12 @@ def sct_attention(
     temporal_heads: int = 8,
     sequence: str = "per_spectrum",
     columns: int = 51,
+    ffn: str = "used",
     init: str = "paper",
 ) -> SCTAttention:
     """Convolutional SCT attention of the HED comparison (MODELS.md B5.7); 1,953,353 parameters at
     length 4023. ``sequence="paper"`` attends across the spectra of a batch like the Transformer (B5.5).
-    ``heads`` = 4 follows the SC checkpoint, not the paper's h = 2 of width 128 (B5.7 ⚠)."""
+    ``heads`` = 4 follows the SC checkpoint, not the paper's h = 2 of width 128 (B5.7 ⚠).
+    ``ffn="bypassed"`` skips the feed-forward block, as SC's published checkpoint did (B5.6 step 8 ⚠)."""
     check_binary(num_classes)
-    return SCTAttention(length, channels, heads, embed, ff, temporal_heads, sequence, columns, init)
+    return SCTAttention(length, channels, heads, embed, ff, temporal_heads, sequence, columns, ffn, init)

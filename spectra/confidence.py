@@ -21,10 +21,14 @@ class Confidence:
     boundary_lower: int  # C0_upper: last index of the leading class-0 run
     boundary_upper: int  # C1_lower: first index of the trailing class-1 run
     ambiguous: int  # N_f, spectra between the two runs
+    found: bool = True  # False: all one class, or no run at either end (confidence 0)
 
     def boundary_error(self, transition: int | None) -> int | None:
-        """boundary_upper − the true transition index (DESIGN.md), when the data knows it."""
-        return None if transition is None else self.boundary_upper - transition
+        """boundary_upper − the true transition index (DESIGN.md), when the data knows it and a
+        boundary was found (otherwise there is no boundary to be wrong about: None, not a number)."""
+        if transition is None or not self.found:
+            return None
+        return self.boundary_upper - transition
 
 
 def _leading_zero_run_end(labels: np.ndarray) -> int:
@@ -58,4 +62,4 @@ def classification_confidence(labels: Sequence[int] | np.ndarray) -> Confidence:
     ambiguous = upper - lower - 1
     no_boundary = lower == n - 1 or upper == 0 or (lower == 0 and upper == n - 1)
     confidence = 0.0 if no_boundary else 1.0 - ambiguous / n
-    return Confidence(confidence, lower, upper, max(ambiguous, 0))
+    return Confidence(confidence, lower, upper, max(ambiguous, 0), found=not no_boundary)

@@ -12,6 +12,8 @@ anchors then class-1 anchors, each in time order; then ``copies`` blocks of n no
 order. Block m (1…copies) adds per-point noise U[0, noise_scale) drawn from its own generator,
 ``SeedSequence(seed, spawn_key=(m,))`` — block m is the same whatever ``copies`` is. (The repo used
 Python's ``random.seed((m − 1)·1000)``; we draw the same distribution with numpy, not the same numbers.)
+``noise_mode="aliased"`` lays the blocks out as the binned notebook's bug did (B5.8 ⚠, B8.7; see
+:func:`build_training_set`).
 
 Spectra passed in are the baseline-corrected ones (``remove_baseline``), as in the repo.
 """
@@ -25,6 +27,7 @@ import numpy as np
 from spectra.errors import DataError
 
 PAPER_TRANSITION = 185  # MODELS.md B1: div_num, the 0-based index of the first class-1 spectrum
+NOISE_MODES = ("independent", "aliased")  # the intended noisy copies, or the binned notebook's (B5.8 ⚠)
 
 
 @dataclass(frozen=True)
@@ -37,6 +40,7 @@ class TrainingSetSettings:
     copies: int = 50  # N_sim noisy copies of each anchor
     noise_scale: float = 1 / 6  # noise ~ U[0, noise_scale) per point
     seed: int = 0
+    noise_mode: str = "independent"  # one of NOISE_MODES; "aliased" reproduces B5.8's bug
 
     def __post_init__(self) -> None:
         for field, low in (("pool_step", 1), ("copies", 0), ("seed", 0)):
@@ -44,6 +48,8 @@ class TrainingSetSettings:
             _require(_is_int(value) and value >= low, field, f"an integer >= {low}", value)
         scale = self.noise_scale
         _require(np.isfinite(scale) and scale >= 0, "noise_scale", "a number >= 0", scale)
+        _require(self.noise_mode in NOISE_MODES, "noise_mode", f"one of {', '.join(NOISE_MODES)}",
+                 self.noise_mode)
         ranges = {
             field: parse_range(getattr(self, field), f"TrainingSetSettings.{field}")
             for field in ("class0", "class1")
@@ -111,17 +117,35 @@ def _check_spectra(spectra: np.ndarray) -> np.ndarray:
 
 
 def build_training_set(spectra: np.ndarray, settings: TrainingSetSettings) -> tuple[np.ndarray, np.ndarray]:
-    """Training spectra x float32 [(copies+1)·n, L] and labels y float32 [(copies+1)·n] (MODELS.md B2)."""
+    """Training spectra x float32 [(copies+1)·n, L] and labels y float32 [(copies+1)·n] (MODELS.md B2).
+
+    With N = ``copies``, the x rows are N + 1 blocks of the n anchors O. Let u_k be the noise of copy k
+    (k = 0…N−1), drawn by block k+1's generator (module docstring). ``noise_mode``:
+
+    * ``"independent"`` (intended): [O, O+u_0, O+u_1, …, O+u_{N−1}];
+    * ``"aliased"`` (the binned notebook, B5.8 ⚠): copy 0's noise lands on the originals in place and
+      every later copy is made from them, so [O+u_0, O+u_0, O+u_0+u_1, …, O+u_0+u_{N−1}]: block 0 and
+      block 1 are both O+u_0, block m ≥ 2 is O+u_0+u_{m−1}, and no clean anchor is left (for N ≥ 1;
+      with N = 0 nothing is drawn and the one block is O).
+    """
     x = _check_spectra(spectra)
     idx0, idx1 = anchor_indices(settings, x.shape[0])
     clean = x[np.concatenate([idx0, idx1])].astype(np.float64)
     labels = np.concatenate([np.zeros(len(idx0)), np.ones(len(idx1))]).astype(np.float32)
 
-    blocks = [clean]
-    for m in range(1, settings.copies + 1):
-        rng = np.random.default_rng(np.random.SeedSequence(settings.seed, spawn_key=(m,)))
-        blocks.append(clean + rng.random(clean.shape) * settings.noise_scale)
+    noise = (_copy_noise(settings, m, clean.shape) for m in range(1, settings.copies + 1))
+    if settings.noise_mode == "aliased" and settings.copies:
+        base = clean + next(noise)  # the overwritten originals: every block starts from them
+        blocks = [base, base, *(base + u for u in noise)]
+    else:
+        blocks = [clean, *(clean + u for u in noise)]
     return np.concatenate(blocks).astype(np.float32), np.tile(labels, settings.copies + 1)
+
+
+def _copy_noise(settings: TrainingSetSettings, block: int, shape: tuple[int, ...]) -> np.ndarray:
+    """U[0, noise_scale) noise of noisy block ``block`` (1…copies), from its own generator."""
+    rng = np.random.default_rng(np.random.SeedSequence(settings.seed, spawn_key=(block,)))
+    return rng.random(shape) * settings.noise_scale
 
 
 def test_set(spectra: np.ndarray, transition: int | None = None) -> tuple[np.ndarray, np.ndarray | None]:

@@ -22,33 +22,48 @@ import numpy as np
 from spectra.splits import SpectraSplits
 
 PAPER_LENGTH = 1024  # the paper's spectra have 1024 points; FWHM ranges are given on that axis
-_GENERATOR_VERSION = 1  # part of settings_hash: bump when the same settings would give other data
+# Part of settings_hash: bump when the same settings would give other data. 2: fwhm_* sets only the
+# characteristic peaks, other_fwhm_* the rest (same data at the defaults, other data off them).
+_GENERATOR_VERSION = 2
 
 
 @dataclass(frozen=True)
 class LorentzSettings:
-    """Size, difficulty (ϑ, peak widths) and seed of a synthetic Lorentz dataset."""
+    """Size, difficulty (ϑ, peak widths) and seed of a synthetic Lorentz dataset.
+
+    TeaNet §4.1 varies the FWHM range of the characteristic peaks (fwhm_*); the non-characteristic
+    peaks' range (other_fwhm_*) is ours, its default the same 50–100 points."""
 
     classes: int = 100
     samples_per_class: int = 20
     length: int = 1024
     theta: float = 1.0  # ϑ = height of characteristic / height of non-characteristic peaks
-    fwhm_low: float = 50.0  # FWHM range in points of the paper's 1024-point axis
+    fwhm_low: float = 50.0  # FWHM range of characteristic peaks, in points of the paper's 1024-point axis
     fwhm_high: float = 100.0
+    other_fwhm_low: float = 50.0  # FWHM range of non-characteristic peaks, same axis
+    other_fwhm_high: float = 100.0
     characteristic_min: int = 1  # characteristic peaks per class ~ U{min..max}
     characteristic_max: int = 3
     other_min: int = 3  # non-characteristic peaks per sample ~ U{min..max}
     other_max: int = 5
     seed: int = 0
+    # [OURS] few-shot data (issue 9's benchmark: 3–30 spectra per class): when > 0, class c has
+    # U{samples_min..samples_per_class} spectra, drawn from a stream of its own (the rest stays as it was).
+    samples_min: int = 0
 
     def __post_init__(self) -> None:
         for field, low in (("classes", 2), ("samples_per_class", 3), ("length", 8), ("seed", 0)):
             value = getattr(self, field)
             _require(_is_int(value) and value >= low, field, f"an integer >= {low}", value)
+        _require(_is_int(self.samples_min) and (self.samples_min == 0 or 3 <= self.samples_min
+                                                 <= self.samples_per_class), "samples_min",
+                 "0, or an integer from 3 to samples_per_class", self.samples_min)
         _require(math.isfinite(self.theta) and self.theta > 0, "theta", "a number > 0", self.theta)
-        _require(0 < self.fwhm_low < math.inf, "fwhm_low", "a number > 0", self.fwhm_low)
-        high_ok = self.fwhm_low <= self.fwhm_high < math.inf
-        _require(high_ok, "fwhm_high", "a number >= fwhm_low", self.fwhm_high)
+        for prefix in ("", "other_"):
+            low, high = getattr(self, f"{prefix}fwhm_low"), getattr(self, f"{prefix}fwhm_high")
+            # 0 allowed: widths are drawn then clipped to one point (the paper's range [0, 50])
+            _require(0 <= low < math.inf, f"{prefix}fwhm_low", "a number >= 0", low)
+            _require(low <= high < math.inf, f"{prefix}fwhm_high", f"a number >= {prefix}fwhm_low", high)
         for kind in ("characteristic", "other"):
             low, high = getattr(self, f"{kind}_min"), getattr(self, f"{kind}_max")
             _require(_is_int(low) and low >= 1, f"{kind}_min", "an integer >= 1", low)
@@ -110,6 +125,7 @@ def settings_hash(settings: LorentzSettings) -> str:
     values = {
         f.name: (float if f.type == "float" else int)(getattr(settings, f.name))
         for f in dataclasses.fields(settings)
+        if not (f.name == "samples_min" and settings.samples_min == 0)  # the digests of before it
     }
     payload = json.dumps({"generator": "lorentz", "version": _GENERATOR_VERSION, **values}, sort_keys=True)
     return hashlib.sha256(payload.encode()).hexdigest()[:12]
@@ -119,20 +135,32 @@ def _class_rng(settings: LorentzSettings, label: int) -> np.random.Generator:
     return np.random.default_rng(np.random.SeedSequence(settings.seed, spawn_key=(label,)))
 
 
+def class_size(settings: LorentzSettings, label: int) -> int:
+    """Spectra of class ``label``: samples_per_class, or U{samples_min..samples_per_class} (few-shot)."""
+    if not settings.samples_min:
+        return settings.samples_per_class
+    rng = np.random.default_rng(np.random.SeedSequence(settings.seed, spawn_key=(label, 1)))
+    return int(rng.integers(settings.samples_min, settings.samples_per_class + 1))
+
+
 def _draw_peaks(
-    rng: np.random.Generator, settings: LorentzSettings, shape: tuple[int, ...], amplitude: float
+    rng: np.random.Generator,
+    settings: LorentzSettings,
+    shape: tuple[int, ...],
+    amplitude: float,
+    fwhm: tuple[float, float],
 ) -> Peaks:
-    """``shape`` peaks of one amplitude. Widths are drawn first and on the paper's axis, then scaled,
-    so the same seed gives the same relative widths at any length."""
+    """``shape`` peaks of one amplitude, FWHM ~ U(fwhm). Widths are drawn first and on the paper's axis,
+    then scaled, so the same seed gives the same relative widths at any length."""
     scale = settings.length / PAPER_LENGTH
-    widths = np.maximum(rng.uniform(settings.fwhm_low, settings.fwhm_high, shape) * scale, 1.0)
+    widths = np.maximum(rng.uniform(*fwhm, shape) * scale, 1.0)
     positions = rng.integers(0, settings.length, shape, dtype=np.int64)
     return Peaks(positions, widths, np.full(shape, float(amplitude)))
 
 
 def _draw_characteristic(rng: np.random.Generator, settings: LorentzSettings) -> Peaks:
     count = int(rng.integers(settings.characteristic_min, settings.characteristic_max + 1))
-    return _draw_peaks(rng, settings, (count,), settings.theta)
+    return _draw_peaks(rng, settings, (count,), settings.theta, (settings.fwhm_low, settings.fwhm_high))
 
 
 def class_peaks(settings: LorentzSettings, label: int) -> Peaks:
@@ -146,9 +174,9 @@ def draw_class(settings: LorentzSettings, label: int) -> ClassDraw:
     characteristic = _draw_characteristic(rng, settings)
 
     # Samples differ in peak count: draw other_max peaks each and zero the amplitude of the extra ones.
-    n, k = settings.samples_per_class, settings.other_max
+    n, k = class_size(settings, label), settings.other_max
     counts = rng.integers(settings.other_min, settings.other_max + 1, n)
-    others = _draw_peaks(rng, settings, (n, k), 1.0)
+    others = _draw_peaks(rng, settings, (n, k), 1.0, (settings.other_fwhm_low, settings.other_fwhm_high))
     others = dataclasses.replace(others, amplitudes=(np.arange(k) < counts[:, None]).astype(np.float64))
 
     shared = lorentz_curve(settings.length, *_fields(characteristic))
@@ -169,10 +197,10 @@ def min_max_scale(x: np.ndarray) -> np.ndarray:
 
 def generate_lorentz(settings: LorentzSettings) -> SpectraSplits:
     """The whole dataset, split 60/20/20 within each class; each split is ordered by class."""
-    n_train, n_val, _ = split_sizes(settings.samples_per_class)
     parts: dict[str, list[np.ndarray]] = {"train": [], "val": [], "test": []}
     for label in range(settings.classes):
         draw = draw_class(settings, label)
+        n_train, n_val, _ = split_sizes(len(draw.spectra))
         shuffled = min_max_scale(draw.spectra)[draw.order]
         parts["train"].append(shuffled[:n_train])
         parts["val"].append(shuffled[n_train : n_train + n_val])

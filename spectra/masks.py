@@ -4,26 +4,28 @@ A mask hides one segment of a spectrum (MS1–MS4) or several disjoint ones (MS5
 relative: a segment starts at ``a`` and covers a fraction ``τ`` of the spectrum. On a spectrum of ``L``
 points a segment is ``max(1, round(τ·L))`` points long; a random start is a uniform integer in
 ``[0, L − len]`` (i.e. a ~ U(0, 1 − τ), so the segment always fits).
+
+MS5 follows the paper's Σ τ_i ~ U(tau_low, tau_high): the total T is drawn uniformly first, then split
+into k fractions τ_i, each in [segment_tau_low, segment_tau_high] (see ``_draw_ms5_lengths``).
 """
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass
 
 import numpy as np
 
 # TeaNet §3.3, Table 4: the five masking schemes.
 SCHEMES = ("MS1", "MS2", "MS3", "MS4", "MS5")
-_MAX_TRIES = 1000  # MS5 gives up when fewer than 1 in this many draws of the τ_i meet the total range
 
 
 # TeaNet §3.3, Table 4: where a mask starts (a) and how much it covers (τ), per scheme.
 @dataclass(frozen=True)
 class MaskScheme:
     """MS1: a, τ fixed. MS2: a fixed, τ random. MS3: a random, τ fixed. MS4: both random.
-    MS5: ``segments`` disjoint segments, each τ_i ~ U(segment_tau_low, segment_tau_high), Σ τ_i in
-    [tau_low, tau_high]. Random τ (MS2, MS4) is U(tau_low, tau_high)."""
+    MS5: ``segments`` disjoint segments whose total Σ τ_i ~ U(tau_low, tau_high), each τ_i in
+    [segment_tau_low, segment_tau_high] (total drawn over the part of [tau_low, tau_high] that k such
+    segments can reach). Random τ (MS2, MS4) is U(tau_low, tau_high)."""
 
     scheme: str = "MS4"
     a: float = 0.0  # relative start (MS1, MS2)
@@ -129,31 +131,49 @@ def _draw_ms5(
 
 
 def _draw_ms5_lengths(scheme: MaskScheme, length: int, count: int, rng: np.random.Generator) -> np.ndarray:
-    """Segment lengths [count, k] in points, each τ_i ~ U(segment range), redrawn while the total masked
-    fraction is outside [tau_low, tau_high] or the segments and gaps do not fit."""
+    """Segment lengths [count, k] in points: the total masked fraction T ~ U(low, high), then k segment
+    fractions τ_i in [segment_tau_low, segment_tau_high] with Σ τ_i = T (TeaNet §3.3: Σ τ_i ~ U(0.3, 0.7)).
+
+    ``[low, high]`` is [tau_low, tau_high] cut to what k segments can reach, [k·segment_tau_low,
+    k·segment_tau_high], and to what fits with k − 1 free points between segments; when the cut bites,
+    T is uniform over the smaller interval. Segments shorter than a point are raised to one point.
+    Lengths are rounded cumulatively, so the total is round(T·L) and each segment is within one point of
+    τ_i·L.
+    """
     k = scheme.segments
-    accepted: list[np.ndarray] = []
-    needed, drawn, kept = count, 0, 0
-    while needed > 0:
-        # Judge the acceptance rate only once it is measured well (a rare config may still be fine).
-        if drawn >= 100_000 and kept * _MAX_TRIES < drawn:
-            low, high = scheme.segment_tau_low, scheme.segment_tau_high
-            raise ValueError(
-                f"MaskScheme: fewer than 1 in {_MAX_TRIES} MS5 draws of {k} segment fractions in "
-                f"[segment_tau_low, segment_tau_high] = [{low}, {high}] add up to [tau_low, tau_high] = "
-                f"[{scheme.tau_low}, {scheme.tau_high}] on {length} points; widen a range or change segments"
-            )
-        # One vectorised batch, sized by the acceptance rate seen so far.
-        rate = max(kept / drawn if drawn else 1.0, 1 / _MAX_TRIES)
-        batch = min(math.ceil(1.2 * needed / rate) + 16, 1_000_000)
-        lengths = _points(rng.uniform(scheme.segment_tau_low, scheme.segment_tau_high, (batch, k)), length)
-        total = lengths.sum(axis=1)
-        ok = (total >= scheme.tau_low * length) & (total <= scheme.tau_high * length)
-        ok &= total + (k - 1) <= length
-        good = lengths[ok][:needed]
-        accepted.append(good)
-        drawn, kept, needed = drawn + batch, kept + int(ok.sum()), needed - len(good)
-    return np.concatenate(accepted) if accepted else np.zeros((0, k), dtype=np.int64)
+    seg_low, seg_high = (max(tau, 1 / length) for tau in (scheme.segment_tau_low, scheme.segment_tau_high))
+    low = max(scheme.tau_low, k * seg_low)
+    high = min(scheme.tau_high, k * seg_high, (length - k + 1) / length)
+    if low > high:
+        raise ValueError(
+            f"MaskScheme.segments: {k} segments in [segment_tau_low, segment_tau_high] = "
+            f"[{scheme.segment_tau_low}, {scheme.segment_tau_high}] cannot total [tau_low, tau_high] = "
+            f"[{scheme.tau_low}, {scheme.tau_high}] and fit in {length} points"
+        )
+    fractions = _split_total(rng.uniform(low, high, count), k, seg_low, seg_high, rng)
+    # floor(x + 0.5), not rint: banker's ties could make a segment of ≥ 1 point round to 0 points.
+    ends = np.floor(np.cumsum(fractions, axis=1) * length + 0.5).astype(np.int64)
+    return np.diff(ends, axis=1, prepend=0)
+
+
+def _split_total(
+    total: np.ndarray, k: int, low: float, high: float, rng: np.random.Generator
+) -> np.ndarray:
+    """k fractions [count, k], each in [low, high], summing to ``total`` (with k·low ≤ total ≤ k·high).
+
+    Each fraction is uniform over what still lets the rest reach the remainder; the last takes the
+    remainder. The order is then shuffled per row, so no segment position is favoured.
+    """
+    remainder = total.copy()
+    parts = np.empty((len(total), k))
+    for i in range(k - 1):
+        rest = k - 1 - i  # segments still to draw after this one
+        lo = np.maximum(low, remainder - rest * high)
+        hi = np.minimum(high, remainder - rest * low)
+        parts[:, i] = rng.uniform(lo, np.maximum(lo, hi))
+        remainder -= parts[:, i]
+    parts[:, k - 1] = np.clip(remainder, low, high)  # clip only removes floating-point dust
+    return rng.permuted(parts, axis=1)
 
 
 # TeaNet §3.3: every spectrum copied and each copy masked on its own (the repo's mask_num copies).

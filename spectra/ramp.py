@@ -17,6 +17,11 @@ What it imitates (a (Mg,Fe)O sample in a diamond-anvil cell, X-ray diffraction w
     index of the first class-1 spectrum). Its peaks sit next to the host's 200 (a shoulder), under its
     220, in place of its 311 (which fades out completely), and one alone; the host's peaks weaken as g
     grows. At g ≈ 0.1, ten spectra before the transition, the new peaks are already faintly there.
+* Optionally (``second_transition``), a second reaction later in the ramp ends in a third regime: a
+  phase C whose fraction h(i) = logistic((i − second_transition + ½) / transition_width) grows while
+  every earlier phase (host and new phase alike) fades by 1 − h. Its peaks sit where neither earlier
+  phase has one, so its spectra belong to neither class of a two-class study of the first transition
+  (what a real heating ramp ending in a third regime looks like; issue 11).
 * A stiffer gasket material (K0 = 360 GPa) adds weak peaks that barely move, so host peaks pass them.
 * Peak widths (pseudo-Voigt, η = ½) grow with pressure (non-hydrostatic stress); each peak's intensity
   fluctuates slowly from spectrum to spectrum (grain statistics, a log-normal AR(1) process).
@@ -26,7 +31,8 @@ What it imitates (a (Mg,Fe)O sample in a diamond-anvil cell, X-ray diffraction w
 
 Heights are relative: the host's strongest peak (200) is 1 at the start. Randomness comes from one
 generator seeded with ``seed``, drawn in a fixed order whatever the settings' values, so e.g. turning
-the background off leaves the peaks and the noise draws unchanged.
+the background off leaves the peaks and the noise draws unchanged. Phase C's intensity fluctuations
+come from a generator of their own, so a ramp with a second transition has the first part's draws.
 """
 
 from __future__ import annotations
@@ -48,6 +54,7 @@ class RampSettings:
     two_theta_low: float = 9.56
     two_theta_high: float = 25.55
     transition: int = 185  # 0-based index of the first class-1 spectrum (MODELS.md B1: div_num)
+    second_transition: int = 0  # 0: none; else the first spectrum where phase C (a third regime) leads
     seed: int = 0
     transition_width: float = 4.0  # spectra; logistic scale of the new-phase fraction
     distortion: float = 0.01  # full rhombohedral splitting, as a fraction of d
@@ -70,6 +77,10 @@ class RampSettings:
         n = self.spectra
         ok = _is_int(self.transition) and 0 < self.transition < n
         _require(ok, "transition", f"an integer in 1..{n - 1}", self.transition)
+        second = self.second_transition
+        ok = _is_int(second) and (second == 0 or self.transition < second < n)
+        _require(ok, "second_transition", f"0 (none) or an integer in {self.transition + 1}..{n - 1}",
+                 second)
         _require(
             0 < self.two_theta_low < self.two_theta_high < 180,
             "two_theta_high",
@@ -119,6 +130,8 @@ class Ramp:
     transition: int  # 0-based index of the first class-1 spectrum
     pressure: np.ndarray  # float64 [N], GPa
     new_phase: np.ndarray  # float64 [N], fraction g of the high-pressure phase
+    third_phase: np.ndarray | None = None  # float64 [N], fraction h of phase C (None: no second transition)
+    transitions: tuple[int, ...] = ()  # every transition in time order (the first spectrum of each regime)
 
 
 # Host B1 reflections: (h² + k² + l², height, fraction lost when the new phase is complete,
@@ -137,6 +150,10 @@ _HOST = (
 # New phase: (host reflection it sits by, relative d offset from it at the transition, height).
 _NEW_K0 = 200.0
 _NEW = ((4, 0.006, 0.45), (8, 0.002, 0.30), (11, -0.004, 0.25), (4, -0.07, 0.20))
+# Phase C, the third regime: (host reflection it is placed by, relative d offset at the second
+# transition, height); offsets put its peaks clear of the host's and the new phase's.
+_THIRD_K0 = 250.0
+_THIRD = ((3, 0.035, 0.50), (4, -0.035, 0.60), (8, 0.03, 0.40), (12, -0.025, 0.30), (3, -0.05, 0.25))
 # Gasket (hcp rhenium-like): (d0 in Å, height).
 _GASKET_K0 = 360.0
 _GASKET = ((2.39, 0.12), (2.11, 0.20), (1.38, 0.10))
@@ -183,6 +200,19 @@ def _peak_table(settings: RampSettings) -> tuple[np.ndarray, np.ndarray, np.ndar
     return np.stack(d, 1), np.stack(height, 1), np.stack(width, 1), pressure, g
 
 
+def _third_phase(settings: RampSettings, pressure: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Phase C [N, K_C]: d-spacing and height, and its fraction h [N] (placed at the second
+    transition's pressure, then compressed with its own K0)."""
+    index = np.arange(settings.spectra, dtype=np.float64)
+    h = _logistic((index - settings.second_transition + 0.5) / settings.transition_width)
+    p_c = pressure[settings.second_transition]
+    a_c = _HOST_A0 * _linear_strain(p_c, _HOST_K0)
+    strain = _linear_strain(pressure, _THIRD_K0) / _linear_strain(p_c, _THIRD_K0)
+    d = [a_c / math.sqrt(hkl2) * (1.0 + offset) * strain for hkl2, offset, _ in _THIRD]
+    height = [amp * h for _, _, amp in _THIRD]
+    return np.stack(d, 1), np.stack(height, 1), h
+
+
 def _texture(rng: np.random.Generator, shape: tuple[int, int], sigma: float) -> np.ndarray:
     """Slow multiplicative intensity fluctuation [N, K]: exp of a unit AR(1) process, correlated over
     ~5 spectra."""
@@ -215,6 +245,17 @@ def simulate_ramp(settings: RampSettings | None = None) -> Ramp:
     height = height * _texture(rng, (n, k), settings.texture)
     phase = float(rng.uniform())
     unit_noise = rng.standard_normal((n, settings.points))
+    third = None
+    if settings.second_transition:  # every earlier phase (not the gasket, last) fades as phase C grows
+        d_c, height_c, third = _third_phase(settings, pressure)
+        own = np.random.default_rng(np.random.SeedSequence(settings.seed, spawn_key=(3,)))
+        height_c = height_c * _texture(own, height_c.shape, settings.texture)
+        fade = np.ones(k)
+        fade[: k - len(_GASKET)] = 0.0
+        height = np.concatenate([height * (fade + (1.0 - fade) * (1.0 - third[:, None])), height_c], 1)
+        d = np.concatenate([d, d_c], 1)
+        width_factor = np.concatenate([width_factor, np.full_like(d_c, 1.3)], 1)
+        k = d.shape[1]
 
     ratio = np.clip(settings.wavelength / (2.0 * d), 0.0, 1.0)
     centre = np.degrees(2.0 * np.arcsin(ratio))  # [N, K]
@@ -228,6 +269,6 @@ def simulate_ramp(settings: RampSettings | None = None) -> Ramp:
     signal += _background(settings, x, u, phase)
     sigma = np.sqrt(settings.noise**2 + settings.counting**2 * np.maximum(signal, 0.0))
     intensity = (signal + sigma * unit_noise).astype(np.float32)
-    return Ramp(
-        two_theta=x, intensity=intensity, transition=settings.transition, pressure=pressure, new_phase=g
-    )
+    transitions = (settings.transition, *((settings.second_transition,) if third is not None else ()))
+    return Ramp(two_theta=x, intensity=intensity, transition=settings.transition, pressure=pressure,
+                new_phase=g, third_phase=third, transitions=transitions)

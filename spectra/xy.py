@@ -3,7 +3,8 @@
 Each ``.xy`` file holds one pattern: a header, then rows of two whitespace-separated columns, 2θ in
 degrees and intensity (``.xye`` adds a third column, σ, which is ignored). The Zenodo HED files have a
 25-line header; by default the header is found automatically as the leading lines that are not a row of
-2 or 3 numbers. Files are ordered by their run number (see ``DEFAULT_RUN_PATTERN``).
+2 or 3 numbers. Files are ordered by their run number (see ``DEFAULT_RUN_PATTERN``). The files may come
+in a folder or, as published, in a ``.7z`` archive (:func:`load_series`).
 
 The driver reads a user's folder once and hands the arrays to trials (DESIGN.md "Data on a cluster"):
 nothing here should run on a worker that does not have the files.
@@ -12,6 +13,7 @@ nothing here should run on a worker that does not have the files.
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -94,11 +96,16 @@ def read_xy(path: str | Path, header_lines: int | None = None) -> tuple[np.ndarr
     exactly that many lines. Raises ``DataError`` naming the file (and line) on bad content.
     """
     path = Path(path)
-    name = path.name
     try:
-        lines = path.read_text(encoding="utf-8", errors="replace").splitlines()
+        text = path.read_text(encoding="utf-8", errors="replace")
     except OSError as error:
-        raise DataError(f"{name}: cannot read ({error.strerror or error})") from None
+        raise DataError(f"{path.name}: cannot read ({error.strerror or error})") from None
+    return parse_xy(path.name, text, header_lines)
+
+
+def parse_xy(name: str, text: str, header_lines: int | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """2θ and intensity of the content ``text`` of the file ``name`` (as :func:`read_xy`)."""
+    lines = text.splitlines()
     if header_lines is None:
         header_lines = _find_header(name, lines)
     elif header_lines < 0:
@@ -145,36 +152,57 @@ def load_xy_folder(
     folder = Path(folder)
     if not folder.is_dir():
         raise DataError(f"{folder}: not a folder")
-    paths = [p for p in folder.iterdir() if p.suffix.lower() in SUFFIXES and p.is_file()]
+    paths = {p.name: p for p in folder.iterdir() if p.suffix.lower() in SUFFIXES and p.is_file()}
     if not paths:
         raise DataError(f"{folder}: no .xy or .xye files")
-    runs: dict[int, Path] = {}
-    for path in paths:
-        run = run_number(path.name, run_pattern)
-        if run in runs:
-            first, second = sorted([runs[run].name, path.name])
-            raise DataError(
-                f"{second}: run number {run} again (also {first}); check run_pattern {run_pattern!r}"
-            )
-        runs[run] = path
-    ordered = [runs[run] for run in sorted(runs)]
+    ordered = in_run_order(list(paths), run_pattern)
+    return stack_series(ordered, lambda name: read_xy(paths[name], header_lines))
 
-    two_theta, first = read_xy(ordered[0], header_lines)
+
+def load_series(path: str | Path, header_lines: int | None = None,
+                run_pattern: str = DEFAULT_RUN_PATTERN) -> Series:
+    """A folder of ``.xy``/``.xye`` files, or a ``.7z`` archive of them (the published HED data as
+    shipped, spectra.xy_archive), with the same checks."""
+    if Path(path).suffix.lower() == ".7z":
+        from spectra.xy_archive import load_xy_archive
+
+        return load_xy_archive(path, header_lines, run_pattern)
+    return load_xy_folder(path, header_lines, run_pattern)
+
+
+def in_run_order(names: list[str], run_pattern: str = DEFAULT_RUN_PATTERN) -> list[str]:
+    """File names ordered by run number; two files of one run number are an error."""
+    runs: dict[int, str] = {}
+    for name in names:
+        run = run_number(name, run_pattern)
+        if run in runs:
+            first, second = sorted([runs[run], name])
+            raise DataError(f"{Path(second).name}: run number {run} again (also {Path(first).name}); "
+                            f"check run_pattern {run_pattern!r}")
+        runs[run] = name
+    return [runs[run] for run in sorted(runs)]
+
+
+def stack_series(ordered: list[str], read: Callable[[str], tuple[np.ndarray, np.ndarray]]) -> Series:
+    """The files ``ordered`` (names, read one at a time by ``read``) as one ``Series``; each file must
+    have the first file's 2θ grid."""
+    first_name = Path(ordered[0]).name
+    two_theta, first = read(ordered[0])
     intensity = np.empty((len(ordered), len(two_theta)), dtype=np.float32)
     intensity[0] = first
     step = np.abs(np.diff(two_theta)).min() if len(two_theta) > 1 else 1.0
-    for row, path in enumerate(ordered[1:], start=1):
-        grid, values = read_xy(path, header_lines)
+    for row, name in enumerate(ordered[1:], start=1):
+        grid, values = read(name)
+        shown = Path(name).name
         if len(grid) != len(two_theta):
-            raise DataError(
-                f"{path.name}: {len(grid)} points, but the first file {ordered[0].name} has {len(two_theta)}"
-            )
+            raise DataError(f"{shown}: {len(grid)} points, but the first file {first_name} has "
+                            f"{len(two_theta)}")
         off = np.abs(grid - two_theta)
         if off.max() > _GRID_TOLERANCE * step:
             at = int(np.argmax(off))
             raise DataError(
-                f"{path.name}: 2θ grid differs from {ordered[0].name}'s "
+                f"{shown}: 2θ grid differs from {first_name}'s "
                 f"(point {at}: {grid[at]:.6g} vs {two_theta[at]:.6g})"
             )
         intensity[row] = values
-    return Series(two_theta=two_theta, intensity=intensity, names=[p.name for p in ordered])
+    return Series(two_theta=two_theta, intensity=intensity, names=[Path(n).name for n in ordered])

@@ -1,7 +1,7 @@
 """A trial function that fails on purpose for one mask scheme (used by tests/test_search_e2e.py):
 the real TeaNet trial otherwise, so the search around it is the real one."""
 
-from models.teanet_trial import run_trial as teanet_trial
+from trials.teanet import run_trial as teanet_trial
 
 
 def run_trial(config, report):

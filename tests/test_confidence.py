@@ -33,10 +33,17 @@ def test_no_run_at_either_end_is_zero_confidence():
     assert result.confidence == 0.0
 
 
-def test_runs_of_length_one_do_not_count():
-    result = classification_confidence([0, 1, 1, 1])  # a single leading 0 is not a run (B6 step 1)
-    assert result.boundary_lower == 0 and result.boundary_upper == 1
-    assert result.confidence == pytest.approx(1.0)  # lower 0, upper 1: nothing between
+@pytest.mark.parametrize(("labels", "boundary"), [([0, 1, 1, 1], (0, 1)), ([0, 0, 0, 1], (2, 3))],
+                         ids=["one leading 0", "one trailing 1"])
+def test_a_run_of_length_one_still_bounds_the_series(labels, boundary):
+    # B6 steps 1-2: C0_upper stays 0 for a leading run of length one, which is that run's last index
+    # (likewise C1_lower = N_t−1 for one trailing 1); step 4: none of the exceptions applies, so
+    # P_conf = 1 − N_f / N_t with nothing between the runs: full confidence, a boundary found.
+    result = classification_confidence(labels)
+    assert (result.boundary_lower, result.boundary_upper) == boundary
+    assert result.found and result.ambiguous == 0
+    assert result.confidence == 1.0
+    assert result.boundary_error(boundary[1]) == 0
 
 
 def test_bad_labels_are_refused():
@@ -44,3 +51,15 @@ def test_bad_labels_are_refused():
         classification_confidence([0, 2, 1])
     with pytest.raises(ValueError, match="at least 2"):
         classification_confidence([1])
+
+
+@pytest.mark.parametrize("labels", [[0] * 6, [1] * 6, [1, 0, 1, 0, 1, 0]])
+def test_no_boundary_means_no_boundary_error_rather_than_a_number(labels):
+    result = classification_confidence(labels)
+    assert not result.found and result.boundary_error(3) is None
+
+
+def test_a_found_boundary_is_measured_against_the_transition():
+    result = classification_confidence([0, 0, 0, 1, 1, 1])
+    assert result.found and result.boundary_error(3) == 0 and result.boundary_error(4) == -1
+    assert result.boundary_error(None) is None, "unknown transition: nothing to measure"

@@ -1,10 +1,10 @@
-"""Flat typed configs (models/config.py): Field checks and parsing, layering, ``--set key=value``."""
+"""Flat typed configs (trials/config.py): Field checks and parsing, layering, ``--set key=value``."""
 
 import math
 
 import pytest
 
-from models.config import ConfigError, Field, check_keys, complete_config, parse_assignment
+from trials.config import ConfigError, Field, check_keys, complete_config, parse_assignment
 
 FIELDS = {
     "train.amp": Field(False, "mixed precision"),

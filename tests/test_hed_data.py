@@ -17,6 +17,7 @@ N, L = 349, 16
 # Spectrum i is constant i: every row of the training set tells which spectrum it came from.
 SERIES = np.repeat(np.arange(N, dtype=np.float32)[:, None], L, axis=1)
 ORDER = [*range(0, 151, 10), *range(200, 341, 10)]  # MODELS.md B2
+CLEAN = SERIES[ORDER].astype(np.float64)  # O, the anchors in training-set order
 
 
 def test_paper_anchors_are_on_the_pool():
@@ -67,6 +68,61 @@ def test_no_copies_and_other_anchors():
     x, y = build_training_set(SERIES, settings)
     np.testing.assert_array_equal(x[:, 0], [20, 80, 140, 260, 300])
     np.testing.assert_array_equal(y, [0, 0, 0, 1, 1])
+
+
+def copy_noise(copy: int, settings: TrainingSetSettings) -> np.ndarray:
+    """u_copy, as the module docstring defines it: noisy block m = copy + 1 draws U[0, noise_scale)
+    from ``default_rng(SeedSequence(seed, spawn_key=(m,)))``."""
+    rng = np.random.default_rng(np.random.SeedSequence(settings.seed, spawn_key=(copy + 1,)))
+    return rng.random((len(ORDER), L)) * settings.noise_scale
+
+
+def blocks_of(settings: TrainingSetSettings) -> np.ndarray:
+    x, y = build_training_set(SERIES, settings)
+    np.testing.assert_array_equal(y, np.tile([0.0] * 16 + [1.0] * 15, settings.copies + 1))
+    return x.reshape(settings.copies + 1, len(ORDER), L).astype(np.float64)
+
+
+def test_independent_copies_are_the_clean_block_then_one_draw_each():
+    settings = TrainingSetSettings(copies=15)
+    assert settings.noise_mode == "independent"  # the intended design is the default (B5.8 [OURS])
+    blocks = blocks_of(settings)
+    expected = [CLEAN, *(CLEAN + copy_noise(n, settings) for n in range(15))]  # [O, O+u0, …, O+u14]
+    np.testing.assert_allclose(blocks, np.array(expected), rtol=0, atol=1e-4)
+    np.testing.assert_array_equal(blocks, blocks_of(TrainingSetSettings(copies=15, noise_mode="independent")))
+
+
+def test_aliased_copies_as_the_binned_notebook_made_them():
+    # B5.8 ⚠: "the final 16 blocks are [O+u0, O+u0, O+u0+u1, …, O+u0+u14] (u_n = noise of copy n)".
+    settings = TrainingSetSettings(copies=15, noise_mode="aliased")
+    blocks = blocks_of(settings)
+    u = [copy_noise(n, settings) for n in range(15)]
+    assert len(blocks) == 16
+    np.testing.assert_array_equal(blocks[0], blocks[1])
+    np.testing.assert_allclose(blocks[0], CLEAN + u[0], rtol=0, atol=1e-4)
+    for n in range(1, 15):
+        np.testing.assert_allclose(blocks[n + 1], CLEAN + u[0] + u[n], rtol=0, atol=1e-4)
+    # No clean curve survives: every point of every block carries u0 on top of the original.
+    assert all((block - CLEAN).min() > 0 for block in blocks)
+    assert (blocks[2:] - CLEAN).mean() == pytest.approx(settings.noise_scale, rel=0.05)  # two draws
+
+
+def test_aliased_without_copies_draws_nothing():
+    blocks = blocks_of(TrainingSetSettings(copies=0, noise_mode="aliased"))
+    np.testing.assert_array_equal(blocks, CLEAN[None])
+
+
+def test_only_the_binned_reproduction_grid_aliases_its_copies():
+    from search_spaces import load_study
+    from trials.hed_config import training_settings
+
+    bins, architectures = load_study("hed_bins"), load_study("hed_architectures")
+    assert bins.reproduction and all(row.config["data.noise_mode"] == "aliased" for row in bins.reproduction)
+    grid_config = bins.grid_config("quick", bins.reproduction[0], {})
+    assert training_settings(grid_config).noise_mode == "aliased"  # what the trial builds its data from
+    assert bins.config_for("quick")["data.noise_mode"] == "independent"  # tuning: the intended design
+    for row in architectures.reproduction:  # the 1-D notebooks kept their clean originals (B2)
+        assert architectures.grid_config("quick", row, {})["data.noise_mode"] == "independent"
 
 
 def test_test_set_in_time_order():
@@ -130,6 +186,7 @@ def test_anchors_outside_the_series():
         ("seed", -1),
         ("noise_scale", -0.1),
         ("noise_scale", np.nan),
+        ("noise_mode", "accumulated"),
     ],
 )
 def test_bad_settings_name_the_field(field, value):

@@ -1,8 +1,11 @@
 """Synthetic Lorentz dataset (spectra/lorentz.py): shapes, class structure, ϑ, widths, determinism."""
 
+import dataclasses
+
 import numpy as np
 import pytest
 
+from spectra import lorentz
 from spectra.lorentz import (
     LorentzSettings,
     class_peaks,
@@ -15,7 +18,8 @@ from spectra.lorentz import (
 
 SMALL = LorentzSettings(classes=6, samples_per_class=20, length=256, seed=3)
 # Tall, narrow peaks: every peak stands alone, so heights can be read off the curve.
-SHARP = LorentzSettings(classes=8, samples_per_class=20, length=1024, theta=10.0, fwhm_low=1.0, fwhm_high=1.0)
+SHARP = LorentzSettings(classes=8, samples_per_class=20, length=1024, theta=10.0, fwhm_low=1.0, fwhm_high=1.0,
+                        other_fwhm_low=1.0, other_fwhm_high=1.0)
 
 
 def _class_rows(data, label: int) -> np.ndarray:
@@ -65,7 +69,8 @@ def test_class_does_not_depend_on_class_count_or_sample_count():
 
 @pytest.mark.parametrize("theta", [10.0, 10 / 3, 1.0, 0.3, 0.1])
 def test_theta_is_the_height_ratio_before_scaling(theta):
-    settings = LorentzSettings(classes=2, samples_per_class=200, theta=theta, fwhm_low=1.0, fwhm_high=1.0)
+    settings = LorentzSettings(classes=2, samples_per_class=200, theta=theta, fwhm_low=1.0, fwhm_high=1.0,
+                               other_fwhm_low=1.0, other_fwhm_high=1.0)
     draw = draw_class(settings, 0)
     characteristic = draw.spectra[:, draw.characteristic.positions]
     present = draw.others.amplitudes > 0
@@ -90,8 +95,34 @@ def test_widths_scale_with_length_and_are_clipped_to_one_point():
     half = class_peaks(LorentzSettings(length=512, seed=7), 4)
     assert (paper.widths >= 50).all() and (paper.widths <= 100).all()
     np.testing.assert_allclose(half.widths, paper.widths / 2)
-    tiny = draw_class(LorentzSettings(length=64, fwhm_low=2.0, fwhm_high=4.0), 0)  # 0.125..0.25 points
+    tiny = draw_class(  # 0.125..0.25 points
+        LorentzSettings(length=64, fwhm_low=2.0, fwhm_high=4.0, other_fwhm_low=2.0, other_fwhm_high=4.0), 0
+    )
     assert (tiny.characteristic.widths == 1.0).all() and (tiny.others.widths == 1.0).all()
+
+
+def test_characteristic_and_other_widths_have_their_own_ranges():
+    # TeaNet §4.1 varies the characteristic peaks' FWHM; the other peaks keep their own range.
+    settings = LorentzSettings(samples_per_class=50, fwhm_low=150.0, fwhm_high=200.0,
+                               other_fwhm_low=0.5, other_fwhm_high=2.0)
+    widths = np.concatenate([draw_class(settings, label).characteristic.widths for label in range(30)])
+    others = np.concatenate([draw_class(settings, label).others.widths.ravel() for label in range(30)])
+    assert widths.min() >= 150 and widths.max() <= 200
+    assert widths.mean() == pytest.approx(175, abs=5)
+    assert others.min() >= 1.0 and others.max() <= 2.0  # U(0.5, 2), clipped to one point
+    assert np.median(others) == pytest.approx(1.25, abs=0.05)  # median of U(0.5, 2)
+    # ...and the other way round: narrow characteristic peaks among wide ones.
+    swapped = draw_class(dataclasses.replace(settings, fwhm_low=1.0, fwhm_high=2.0,
+                                             other_fwhm_low=150.0, other_fwhm_high=200.0), 0)
+    assert (swapped.characteristic.widths <= 2).all() and (swapped.others.widths >= 150).all()
+
+
+def test_default_widths_are_the_same_for_both_kinds_of_peak():
+    # The defaults keep one 50–100 range for every peak, as before other_fwhm_* existed.
+    draw = draw_class(LorentzSettings(samples_per_class=200), 0)
+    for widths in (draw.characteristic.widths, draw.others.widths):
+        assert widths.min() >= 50 and widths.max() <= 100
+    assert draw.others.widths.mean() == pytest.approx(75, abs=2)
 
 
 def test_deterministic_per_seed():
@@ -109,6 +140,17 @@ def test_settings_hash_is_short_stable_and_sensitive():
     assert settings_hash(LorentzSettings(classes=6, samples_per_class=20, length=256, seed=4)) != digest
     assert settings_hash(LorentzSettings(theta=1)) == settings_hash(LorentzSettings(theta=1.0))
     assert settings_hash(LorentzSettings(classes=np.int64(7))) == settings_hash(LorentzSettings(classes=7))
+    base = settings_hash(LorentzSettings())
+    assert settings_hash(LorentzSettings(other_fwhm_low=10.0)) != base
+    assert settings_hash(LorentzSettings(other_fwhm_high=120.0)) != base
+    assert settings_hash(LorentzSettings(fwhm_low=10.0)) != base
+
+
+def test_settings_hash_names_the_generator_version(monkeypatch):
+    # Version 2: fwhm_* no longer sets the other peaks, so equal settings may mean other data than v1.
+    before = settings_hash(LorentzSettings())
+    monkeypatch.setattr(lorentz, "_GENERATOR_VERSION", 1)
+    assert settings_hash(LorentzSettings()) != before
 
 
 @pytest.mark.parametrize(
@@ -120,15 +162,40 @@ def test_settings_hash_is_short_stable_and_sensitive():
         ("length", 4),
         ("theta", 0.0),
         ("theta", float("nan")),
-        ("fwhm_low", 0.0),
+        ("fwhm_low", -1.0),
         ("fwhm_high", 10.0),  # below the default fwhm_low = 50
+        ("other_fwhm_low", -0.5),
+        ("other_fwhm_low", -5.0),
+        ("other_fwhm_low", float("inf")),
+        ("other_fwhm_high", 10.0),  # below the default other_fwhm_low = 50
+        ("other_fwhm_high", float("inf")),
         ("characteristic_min", 0),
         ("characteristic_max", 0),
         ("other_min", 0),
         ("other_max", 2),  # below the default other_min = 3
         ("seed", -1),
+        ("samples_min", 2),
+        ("samples_min", 21),  # above the default samples_per_class = 20
     ],
 )
 def test_bad_settings_name_the_field(field, value):
     with pytest.raises(ValueError, match=f"LorentzSettings.{field}: expected"):
         LorentzSettings(**{field: value})
+
+
+def test_a_width_range_from_zero_draws_widths_of_at_least_one_point():
+    """TeaNet §4.1.3's range [0, 50]: widths below a point are clipped to one point."""
+    narrow = LorentzSettings(fwhm_low=0.0, fwhm_high=2.0, other_fwhm_low=0.0, other_fwhm_high=2.0)
+    draw = draw_class(narrow, 0)
+    assert (draw.characteristic.widths >= 1.0).all() and (draw.others.widths >= 1.0).all()
+
+
+def test_few_shot_classes_vary_in_size_and_leave_the_default_data_alone():
+    base = LorentzSettings(classes=6, samples_per_class=12)
+    few = dataclasses.replace(base, samples_min=3)
+    sizes = [len(draw_class(few, c).spectra) for c in range(6)]
+    assert all(3 <= n <= 12 for n in sizes) and len(set(sizes)) > 1
+    assert settings_hash(base) == "d285fb9132f3", "the digest these settings had before samples_min existed"
+    assert settings_hash(few) != settings_hash(base)
+    same = draw_class(base, 2)
+    assert np.array_equal(same.spectra, draw_class(dataclasses.replace(base, samples_min=0), 2).spectra)

@@ -2,8 +2,9 @@
 
 import numpy as np
 import pytest
+from scipy import stats
 
-from spectra.masks import SCHEMES, MaskScheme, draw_masks, mask_spectra
+from spectra.masks import SCHEMES, MaskScheme, _split_total, draw_masks, mask_spectra
 
 L = 1024
 DRAWS = 5000
@@ -84,13 +85,51 @@ def test_ms5_segments_and_total(k, low, high, seg_low, seg_high):
     )
     masks = _draw(scheme)
     fractions = masks.mean(axis=1)
-    assert fractions.min() >= low and fractions.max() <= high
+    # The total is round(T·L) points, so within half a point of the range; each segment within one.
+    assert fractions.min() >= low - ROUNDING and fractions.max() <= high + ROUNDING
     rows, starts, ends = _runs(masks)
     # Exactly k runs per mask: overlapping or touching segments would have merged into fewer.
     np.testing.assert_array_equal(np.bincount(rows, minlength=DRAWS), k)
     sizes = (ends - starts) / L
-    assert sizes.min() >= seg_low - ROUNDING and sizes.max() <= seg_high + ROUNDING
+    assert sizes.min() >= seg_low - 1 / L and sizes.max() <= seg_high + 1 / L
     assert starts.min() == 0 and ends.max() == L  # segments reach both ends, never beyond
+
+
+def test_ms5_total_is_uniform_like_the_paper():
+    """TeaNet §3.3: Σ τ_i ~ U(0.3, 0.7) with τ_i in (0.1, 0.3). Rejection sampling of independent τ_i
+    (the old sampler) gave a total peaked near 0.6 with mean ≈ 0.57; KS p-value 0 over 5,000 draws."""
+    scheme = MaskScheme("MS5", tau_low=0.3, tau_high=0.7, segments=3, segment_tau_low=0.1,
+                        segment_tau_high=0.3)
+    fractions = _draw(scheme).mean(axis=1)
+    assert stats.kstest(fractions, stats.uniform(0.3, 0.4).cdf).pvalue > 0.01
+    assert fractions.mean() == pytest.approx(0.5, abs=0.01)
+    assert fractions.std() == pytest.approx(0.4 / np.sqrt(12), rel=0.05)
+
+
+def test_ms5_total_is_uniform_over_what_the_segments_reach():
+    # Two segments of at most 0.3 cannot total more than 0.6: T ~ U(0.3, 0.6), not U(0.3, 0.7).
+    scheme = MaskScheme("MS5", tau_low=0.3, tau_high=0.7, segments=2, segment_tau_low=0.1,
+                        segment_tau_high=0.3)
+    fractions = _draw(scheme).mean(axis=1)
+    assert stats.kstest(fractions, stats.uniform(0.3, 0.3).cdf).pvalue > 0.01
+    assert fractions.max() <= 0.6 + ROUNDING
+
+
+def test_split_total_keeps_every_fraction_in_range_and_sums_exactly():
+    rng = np.random.default_rng(0)
+    total = rng.uniform(0.3, 0.7, 10_000)
+    parts = _split_total(total, 3, 0.1, 0.3, rng)
+    np.testing.assert_allclose(parts.sum(axis=1), total, rtol=0, atol=1e-12)
+    assert parts.min() >= 0.1 and parts.max() <= 0.3
+    # Shuffled per row: no position takes the remainder more often than another.
+    np.testing.assert_allclose(parts.mean(axis=0), total.mean() / 3, atol=0.003)
+
+
+def test_ms5_draws_are_reproducible_from_the_seed():
+    scheme = MaskScheme("MS5")
+    first = _draw(scheme, count=1000, seed=7)
+    np.testing.assert_array_equal(first, _draw(scheme, count=1000, seed=7))
+    assert not np.array_equal(first, _draw(scheme, count=1000, seed=8))
 
 
 @pytest.mark.parametrize("name", SCHEMES)
@@ -159,5 +198,13 @@ def test_invalid_scheme_names_the_field(kwargs, field):
 def test_ms5_impossible_at_this_length_raises():
     with pytest.raises(ValueError, match="segments"):  # 5 segments and 4 gaps need more than 8 points
         _draw(MaskScheme("MS5", segments=5, tau_low=0.3, tau_high=0.7, segment_tau_low=0.1), length=8)
-    with pytest.raises(ValueError, match="tau_low, tau_high"):  # no whole number of points in [4.8, 4.96]
-        _draw(MaskScheme("MS5", tau_low=0.3, tau_high=0.31), length=16, count=5)
+    # Totals of 0.85–0.9 of 10 points leave no room for 3 segments of ≥ 2.4 points and 2 free points.
+    tight = MaskScheme("MS5", tau_low=0.85, tau_high=0.9, segment_tau_low=0.24, segment_tau_high=0.3)
+    with pytest.raises(ValueError, match="tau_low, tau_high"):
+        _draw(tight, length=10, count=5)
+
+
+def test_ms5_total_narrower_than_a_point_rounds_like_ms4():
+    # [4.8, 4.96] points holds no whole number: the total rounds to 5 points, as MS4 would round τ.
+    masks = _draw(MaskScheme("MS5", tau_low=0.3, tau_high=0.31), length=16, count=50)
+    assert (masks.sum(axis=1) == 5).all()

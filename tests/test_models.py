@@ -118,6 +118,8 @@ HED = {"num_classes": 1, "length": 4023}
         ("transformer", HED, 1_830_511),  # B5.5
         ("sc_attention", HED, 659_525),  # B5.6, = the checkpoint's tensors
         ("sct_attention", HED, 1_953_353),  # B5.7: 659,525 + 1,030,656 + 263,168 + 4
+        ("sc_attention", {**HED, "ffn": "bypassed"}, 659_525),  # B5.6 step 8: the skipped block counts
+        ("sct_attention", {**HED, "ffn": "bypassed"}, 1_953_353),
         *[("binned_fcnn", {**HED, "bins": bins}, 1058 * bins + 1) for bins in (1, 11, 16)],  # B5.8
     ],
 )
@@ -287,6 +289,57 @@ def test_sct_paper_training_layout() -> None:
     changed[0] = torch.rand(changed.shape[1])
     moved = (model.temporal_branch(changed, test=False) - model.temporal_branch(x, test=False)).abs()
     assert moved[COLUMNS].max() > 0 and moved[1].max() == 0
+
+
+def attention_pair(name: str) -> tuple[nn.Module, nn.Module]:
+    """The same weights with the feed-forward block used and bypassed (B5.6 step 8)."""
+    torch.manual_seed(0)
+    used = models.create_model(name, **{**small_options(name), "ffn": "used"})
+    bypassed = models.create_model(name, **{**small_options(name), "ffn": "bypassed"})
+    bypassed.load_state_dict(used.state_dict())
+    return used, bypassed
+
+
+@torch.no_grad()
+@pytest.mark.parametrize("name", ["sc_attention", "sct_attention"])
+def test_bypassed_ffn_feeds_the_fused_features_to_fc1(name: str) -> None:
+    used, bypassed = (model.eval() for model in attention_pair(name))
+    x = torch.rand(BATCH, 64)
+    assert not torch.allclose(used(x), bypassed(x))
+    fused = bypassed.branch(x)
+    if name == "sct_attention":
+        fused = fused + bypassed.temporal_branch(x, test=None)
+    torch.testing.assert_close(bypassed(x), torch.sigmoid(bypassed.fc1(fused.flatten(1))))
+    torch.testing.assert_close(used(x), torch.sigmoid(used.fc1(used.ffn(fused).flatten(1))))
+    with pytest.raises(ValueError, match="ffn"):
+        models.create_model(name, **{**small_options(name), "ffn": "skipped"})
+
+
+@pytest.mark.parametrize("name", ["sc_attention", "sct_attention"])
+def test_bypassed_ffn_gets_no_gradient(name: str) -> None:
+    # The published checkpoint's FFN kept its init: no gradient reached it (B5.6 step 8 ⚠).
+    for model in attention_pair(name):
+        model(torch.rand(BATCH, 64)).sum().backward()
+        ffn_grads = [p.grad for p in model.ffn.parameters()]
+        assert model.fc1.weight.grad is not None and model.branch.embedding[0].weight.grad is not None
+        if model.ffn_mode == "bypassed":
+            assert all(grad is None for grad in ffn_grads)
+        else:
+            assert all(grad is not None and grad.abs().sum() > 0 for grad in ffn_grads)
+    used, bypassed = attention_pair(name)
+    assert models.count_parameters(used) == models.count_parameters(bypassed)
+
+
+@pytest.mark.parametrize("name", ["sc_attention", "sct_attention"])
+def test_ffn_is_bypassed_only_when_reproducing(name: str) -> None:
+    from search_spaces.hed_architectures import STUDY
+
+    key = f"model.{name}.ffn"
+    row = next(row for row in STUDY.reproduction if row.label == name)
+    assert row.config[key] == "bypassed"
+    assert STUDY.grid_config("quick", row, {})[key] == "bypassed"
+    assert STUDY.config_for("quick", {"model.name": name})[key] == "used"
+    assert model_options(name)["ffn"] == "used"
 
 
 def test_bin_rows_layout() -> None:

@@ -1,4 +1,4 @@
-"""The TeaNet trial (models/teanet_trial.py) at the smoke budget: validation before training, the metrics
+"""The TeaNet trial (trials/teanet.py) at the smoke budget: validation before training, the metrics
 contract, determinism, both schedules and reconstruction losses, model selection and divergence."""
 
 import math
@@ -7,16 +7,18 @@ import numpy as np
 import pytest
 import torch
 
-from models import create_model, teanet_trial
-from models.config import ConfigError
-from models.teanet_config import classifier_options, unet_options
-from models.teanet_trial import TrialDivergedError, _JointTrainer, _prepare_data, _recon_loss, run_trial
+from models import create_model
 from search_spaces import load_study
+from trials import teanet as teanet_trial
+from trials.config import ConfigError
+from trials.teanet import TrialDivergedError, _JointTrainer, _prepare_data, _recon_loss, run_trial
+from trials.teanet_config import classifier_options, lorentz_settings, unet_options
 
 STUDY = load_study("teanet_masks")
 METRICS = {"train_loss", "val_loss", "val_accuracy", "epoch_val_accuracy", "recon_mse", "accuracy",
+           "val_accuracy_mean", "accuracy_mean",
            "selected_epoch", "train_time_s", "peak_memory_mb", "trainable_params", "epochs",
-           "samples_per_s"}
+           "samples_per_s", "planned_epochs", "progress"}
 MEASURED = {"train_time_s", "peak_memory_mb", "samples_per_s"}  # of the machine, not of the trial
 # Clearly separable classes and faster learning rates: learns within 8 smoke-sized epochs. Across
 # train.seed 0-5 × data.seed 0-3 the lowest val_accuracy seen was 0.75 (chance is 0.25).
@@ -32,7 +34,7 @@ def smoke(*layers: dict) -> dict:
 def run(config: dict) -> tuple[list[dict], dict]:
     """Run a trial; return a copy of every report and the returned metrics."""
     reports: list[dict] = []
-    result = run_trial(config, lambda metrics: reports.append(dict(metrics)))
+    result = run_trial(config, lambda metrics, artifacts=None: reports.append(dict(metrics)))
     return reports, result
 
 
@@ -81,6 +83,7 @@ def no_data(monkeypatch):
     ({"mask.copies": 0}, "'mask.copies'"),
     ({"data.length": 16, "model.unet_depth": 5}, "'data.length'"),
     ({"data.fwhm_low": 100.0, "data.fwhm_high": 50.0}, "'data.fwhm_low'"),
+    ({"data.other_fwhm_low": 100.0, "data.other_fwhm_high": 50.0}, "'data.other_fwhm_low'"),
     ({"model.unet_kernel": 4}, "'model.unet_kernel'"),
     ({"model.classifier_layers": "4,X,M"}, "'model.classifier_layers': layers"),
     ({"model.classifier_layers": "4,M,8,M,8,M,8,M,8,M,8,M,8,M"}, "'model.*'"),  # too deep for 64 points
@@ -166,7 +169,7 @@ def one_epoch(schedule: str, epoch: int) -> tuple[bool, bool]:
     torch.manual_seed(0)
     unet, classifier = networks(config)
     trainer = _JointTrainer(config, unet, classifier)
-    data = _prepare_data(config, "cpu")
+    data = _prepare_data(config, teanet_trial.cached_lorentz(lorentz_settings(config)), "cpu")
     unet_before, classifier_before = weights(unet), weights(classifier)
     trainer.train_epoch(epoch, data, torch.Generator().manual_seed(0))
     assert all(p.requires_grad for p in classifier.parameters())  # restored after a U-Net epoch

@@ -149,3 +149,59 @@ def test_no_data_rows(tmp_path):
     assert "no data rows after 25 header lines" in _error(
         read_xy, _write(tmp_path / "b_2.xy", [], grid=[]), 25
     )
+
+
+# The published HED data as shipped: a .7z of .xy files (spectra/xy_archive.py).
+
+
+def _folder(path, runs):
+    path.mkdir()
+    return _series(path, runs)
+
+
+def _archive(tmp_path, folder, name="ramp.7z", arcname="Mg20Fe80O_ramp_xyfiles"):
+    import py7zr
+
+    path = tmp_path / name
+    with py7zr.SevenZipFile(path, "w") as archive:
+        if folder is not None:
+            archive.writeall(folder, arcname)
+    return path
+
+
+def test_a_7z_of_xy_files_reads_like_the_folder_it_holds(tmp_path):
+    from spectra.xy import load_series
+
+    folder = _folder(tmp_path / "series", [3, 1, 2, 10])
+    (folder / "notes.txt").write_text("not a pattern")
+    packed = load_series(_archive(tmp_path, folder))
+    unpacked = load_series(folder)
+    assert packed.names == unpacked.names == [NAME.format(run) for run in (1, 2, 3, 10)]
+    np.testing.assert_array_equal(packed.intensity, unpacked.intensity)
+    np.testing.assert_array_equal(packed.two_theta, unpacked.two_theta)
+
+
+def test_an_archive_gets_the_folders_checks(tmp_path):
+    from spectra.xy import load_series
+
+    folder = _folder(tmp_path / "series", [1, 2])
+    _write(folder / NAME.format(3), np.ones(len(GRID) - 1), grid=GRID[:-1])
+    with pytest.raises(DataError, match=f"{NAME.format(3)}: 11 points, but the first file"):
+        load_series(_archive(tmp_path, folder))
+
+
+def test_an_empty_or_corrupt_archive_is_one_line_naming_it(tmp_path):
+    from spectra.xy import load_series
+
+    empty = _archive(tmp_path, None, "empty.7z")
+    with pytest.raises(DataError, match="empty.7z: no .xy or .xye files in the archive"):
+        load_series(empty)
+    good = _archive(tmp_path, _folder(tmp_path / "series", [1, 2, 3]))
+    for name, content in [("garbage.7z", b"not an archive at all" * 20),
+                          ("truncated.7z", good.read_bytes()[: len(good.read_bytes()) // 2])]:
+        (tmp_path / name).write_bytes(content)
+        with pytest.raises(DataError, match=f"{name}: not a readable .7z archive") as caught:
+            load_series(tmp_path / name)
+        assert "\n" not in str(caught.value)
+    with pytest.raises(DataError, match="missing.7z: no such archive"):
+        load_series(tmp_path / "missing.7z")
