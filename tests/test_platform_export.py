@@ -29,7 +29,7 @@ def recorded(tmp_path, mlflow_store_template, monkeypatch):
     experiment_id = open_experiment(client, "teanet_masks", str(tmp_path / "runs" / "artifacts"))
     parent = client.create_run(experiment_id, tags={"search_role": "parent", "search_id": "s1",
                                                     "kind": "search"}).info.run_id
-    recorder = TrialRecorder(client, experiment_id, parent, {}, "train.epochs")
+    recorder = TrialRecorder(client, experiment_id, parent, {})
     for number, gamma, value in ((1, 0.2, 0.5), (2, 0.4, 0.9), (3, 0.6, 0.7)):
         config = STUDY.config_for("smoke", {"loss.gamma": gamma})
         trial = types.SimpleNamespace(trial_id=f"t{number}", config=config,

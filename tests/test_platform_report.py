@@ -70,32 +70,35 @@ def test_progress_line_counts_best_elapsed_and_left(clock):
     for trial in (one, two, three):
         line.on_trial_start(0, [], trial)
     assert "0/5 done · 3 running · 0 failed" in stream.getvalue().splitlines()[-1]
-    line.on_trial_result(0, [], one, {"val_accuracy": 0.6, "training_iteration": 1})
-    line.on_trial_result(0, [], two, {"val_accuracy": 0.8, "training_iteration": 1})
-    line.on_trial_result(0, [], three, {"val_accuracy": 0.7, "training_iteration": 1})
-    line.on_trial_result(0, [], three, {"val_loss": 0.1})  # no objective: best unchanged
+    line.on_trial_result(0, [], one, {"val_accuracy": 0.9})  # a passing value: the searcher never sees it
+    one.last_result = {"val_accuracy": 0.6}
+    two.last_result = {"val_accuracy": 0.8}
     clock.now += 60
     line.on_trial_complete(0, [], one)
+    assert "best val_accuracy 0.6 (trial-1)" in line.line(), "the value the trial ended with"
+    line.on_trial_complete(0, [], two)
     clock.now += 60
-    line.on_trial_error(0, [], three)
+    three.last_result = {"val_accuracy": 0.95}
+    line.on_trial_error(0, [], three)  # a failed trial's value is no result
 
     text = line.line()
-    assert text == ("[search] 2/5 done · 1 running · 1 failed · best val_accuracy 0.8 (trial-2) · "
-                    "2m00s elapsed · ~2m15s left")  # 3 left × mean(60 s, 120 s) / 2 at once
+    assert text == ("[search] 3/5 done · 0 running · 1 failed · best val_accuracy 0.8 (trial-2) · "
+                    "2m00s elapsed · ~1m20s left")  # 2 left × mean(60, 60, 120 s) / 2 at once
     assert stream.getvalue().splitlines()[-1] == text, "it prints to the given stream"
     lines = stream.getvalue().splitlines()
     assert len(lines) == len(set(lines)), "a line is printed only when it changes"
-    assert all("left" not in printed for printed in lines[:-2]), "no estimate before a trial ends"
+    assert all("left" not in printed for printed in lines[:3]), "no estimate before a trial ends"
 
 
 def test_progress_line_minimises_and_counts_earlier_attempts(clock):
     line = ProgressLine(10, "val_loss", "min", concurrency=0, already_done=4, stream=io.StringIO())
-    trial = FakeTrial("a")
-    line.on_trial_start(0, [], trial)
-    for value in (0.5, 0.3, 0.4):
-        line.on_trial_result(0, [], trial, {"val_loss": value})
+    for name, value in (("a", 0.5), ("b", 0.3), ("c", 0.4)):
+        trial = FakeTrial(name, last_result={"val_loss": value})
+        line.on_trial_start(0, [], trial)
+        line.on_trial_complete(0, [], trial)
     clock.now += 3700
-    assert line.line() == "[search] 4/10 done · 1 running · 0 failed · best val_loss 0.3 (a) · 1h01m elapsed"
+    assert line.line().startswith("[search] 7/10 done · 0 running · 0 failed · best val_loss 0.3 (b) · "
+                                  "1h01m elapsed")
 
 
 def test_progress_line_throttles_but_always_prints_a_trial_end(clock):
@@ -123,7 +126,8 @@ def test_progress_line_heartbeat_only_when_nothing_changes(clock):
     line.on_trial_result(0, [], trial, {})  # the heartbeat
     assert len(stream.getvalue().splitlines()) == 2
     clock.now += 11
-    line.on_trial_result(0, [], trial, {"val_accuracy": 0.7})  # a new best, past the interval
+    trial.last_result = {"val_accuracy": 0.7}
+    line.on_trial_complete(0, [], trial)  # a new best: printed at once
     assert "best val_accuracy 0.7" in stream.getvalue().splitlines()[-1]
 
 
@@ -132,8 +136,8 @@ ROWS = [
     {"trial": "trial-0001", "status": "FINISHED", "val_accuracy": 0.5, "accuracy": 0.4, "epochs": 8},
     {"trial": "trial-0002", "status": "FAILED"},
     {"trial": "trial-0003", "status": "FINISHED", "val_accuracy": 0.9, "accuracy": 0.8, "epochs": 8},
-    {"trial": "trial-0004", "status": "STOPPED", "val_accuracy": 0.7, "accuracy": 0.6, "epochs": 2,
-     "loss.gamma": "0.3"},
+    {"trial": "trial-0004", "status": "FINISHED", "stop_reason": "scheduler", "val_accuracy": 0.7,
+     "accuracy": 0.6, "epochs": 2, "loss.gamma": "0.3"},
     {"trial": "trial-0005", "status": "FINISHED", "val_accuracy": float("nan")},
 ]
 
@@ -142,8 +146,8 @@ ROWS = [
                                              ("min", ["0001", "0004", "0003"])])
 def test_results_table_best_first_missing_last(mode, order):
     table = results_table(ROWS, "val_accuracy", mode, searched=["loss.gamma"])
-    assert list(table.columns) == ["trial", "status", "val_accuracy", "accuracy", "train_time_s",
-                                   "peak_memory_mb", "epochs", "loss.gamma"]
+    assert list(table.columns) == ["trial", "status", "stop_reason", "val_accuracy", "accuracy",
+                                   "train_time_s", "peak_memory_mb", "epochs", "loss.gamma"]
     assert list(table["trial"]) == [f"trial-{n}" for n in order] + ["trial-0002", "trial-0005"]
     assert table["val_accuracy"].iloc[-2:].isna().all()
 
@@ -175,8 +179,7 @@ def search(mlflow_client, tmp_path):
     searched = {"t1": MS4, "t2": MS3, "t3": MS4}
     optuna_trial = lambda trial_id: types.SimpleNamespace(  # noqa: E731
         number=numbers[trial_id], params=searched[trial_id])
-    recorder = TrialRecorder(client, experiment_id, parent_id, {"search_id": SEARCH_ID}, "train.epochs",
-                             optuna_trial)
+    recorder = TrialRecorder(client, experiment_id, parent_id, {"search_id": SEARCH_ID}, optuna_trial)
     configs = {tid: STUDY.config_for("smoke", {"train.epochs": 4}, params)
                for tid, params in searched.items()}
     outcomes = {"t1": (4, 0.8), "t2": (2, 0.9)}
@@ -190,7 +193,7 @@ def search(mlflow_client, tmp_path):
         epochs, value = outcomes[trial_id]
         for epoch in range(1, epochs + 1):
             trial.last_result = {"val_accuracy": value * epoch / epochs, "accuracy": value - 0.1,
-                                 "epochs": epoch, "train_time_s": 2.0 * epoch}
+                                 "epochs": epoch, "planned_epochs": 4, "train_time_s": 2.0 * epoch}
             recorder.on_trial_result(0, [], trial, trial.last_result)
         recorder.on_trial_complete(0, [], trial)
     return types.SimpleNamespace(client=client, experiment_id=experiment_id, parent_id=parent_id,
@@ -204,14 +207,35 @@ def rows_of(search):
 
 def test_trial_rows(search):
     rows = rows_of(search)
-    assert [(r["trial"], r["status"]) for r in rows] == [
-        ("trial-0001", "FINISHED"), ("trial-0002", "STOPPED"), ("trial-0003", "FAILED")]
+    assert [(r["trial"], r["status"], r["stop_reason"]) for r in rows] == [
+        ("trial-0001", "FINISHED", "completed"), ("trial-0002", "FINISHED", "scheduler"),
+        ("trial-0003", "FAILED", "failed")]
     first = rows[0]
     assert first["val_accuracy"] == pytest.approx(0.8) and first["epochs"] == 4
     assert first["searched_keys"] == "loss.gamma,mask.fill,mask.scheme,mask.tau_high,mask.tau_low"
     assert first["param:mask.scheme"] == "MS4" and first["param:train.epochs"] == "4"
     assert rows[2]["error"] == "boom" and "val_accuracy" not in rows[2]
     assert first["grid_row"] is None and first["run_id"] == search.recorder.run_ids["t1"]
+
+
+def test_trial_rows_hold_the_metrics_of_the_last_report_only(mlflow_client, tmp_path):
+    """A metric an earlier epoch logged but the last report left out (boundary_error once no boundary
+    is found) is not the trial's result: no number rather than a stale one."""
+    client, _ = mlflow_client
+    experiment_id = open_experiment(client, "hed_architectures", str(tmp_path / "artifacts"))
+    parent_id = client.create_run(experiment_id, tags={"search_role": "parent"}).info.run_id
+    recorder = TrialRecorder(client, experiment_id, parent_id, {})
+    trial = FakeTrial("t1", {"train.epochs": 2})
+    recorder.on_trial_start(0, [], trial)
+    reports = [{"epochs": 1, "planned_epochs": 2, "confidence": 0.9, "boundary_error": -3},
+               {"epochs": 2, "planned_epochs": 2, "confidence": 0.0}]
+    for report in reports:
+        trial.last_result = report
+        recorder.on_trial_result(0, [], trial, report)
+    recorder.on_trial_complete(0, [], trial)
+    (row,) = trial_rows(client, experiment_id, parent_id)
+    assert row["confidence"] == 0.0 and row["epochs"] == 2
+    assert "boundary_error" not in row
 
 
 def test_searched_keys_from_tags_or_from_differences():
@@ -227,7 +251,8 @@ def test_searched_keys_from_tags_or_from_differences():
 def test_summary_table_shows_only_what_each_trial_searched(search):
     table = summary_table(rows_of(search), STUDY)
     assert list(table["trial"]) == ["trial-0002", "trial-0001", "trial-0003"]
-    assert list(table["status"]) == ["STOPPED", "FINISHED", "FAILED"]
+    assert list(table["status"]) == ["FINISHED", "FINISHED", "FAILED"]
+    assert list(table["stop_reason"]) == ["scheduler", "completed", "failed"]
     by_trial = table.set_index("trial")
     for key in ("loss.gamma", "mask.fill", "mask.scheme", "mask.tau", "mask.tau_high", "mask.tau_low"):
         assert key in table.columns, key
@@ -253,7 +278,7 @@ def test_best_row_respects_the_mode():
     minimising = dataclasses.replace(STUDY, objective=dataclasses.replace(STUDY.objective, mode="min"))
     rows = [{"trial": "a", "status": "FINISHED", "val_accuracy": 0.3},
             {"trial": "b", "status": "KILLED", "val_accuracy": 0.1},
-            {"trial": "c", "status": "STOPPED", "val_accuracy": 0.2}]
+            {"trial": "c", "status": "FINISHED", "stop_reason": "scheduler", "val_accuracy": 0.2}]
     assert best_row(rows, minimising)["trial"] == "c", "killed trials are not candidates"
     assert best_row(rows, STUDY)["trial"] == "a"
 
@@ -281,7 +306,8 @@ def test_log_summary_on_the_parent_run(search):
     rows = rows_of(search)
     table = summary_table(rows, STUDY)
     counts = log_summary(client, search.parent_id, rows, table, STUDY, SEARCH_ID)
-    assert counts == {"trials_finished": 1, "trials_stopped": 1, "trials_failed": 1, "trials_killed": 0}
+    assert counts == {"trials_completed": 1, "trials_own_rule": 0, "trials_scheduler": 1,
+                      "trials_time_budget": 0, "trials_interrupted": 0, "trials_failed": 1}
     parent = client.get_run(search.parent_id)
     assert {k: parent.data.metrics[k] for k in counts} == counts
     assert parent.data.metrics["best_val_accuracy"] == pytest.approx(0.9)
@@ -299,7 +325,7 @@ def test_log_summary_when_every_trial_failed(mlflow_client, tmp_path):
     client, _ = mlflow_client
     experiment_id = open_experiment(client, "teanet_masks", str(tmp_path / "artifacts"))
     parent_id = client.create_run(experiment_id).info.run_id
-    rows = [{"trial": "trial-0001", "status": "FAILED"}]
+    rows = [{"trial": "trial-0001", "status": "FAILED", "stop_reason": "failed"}]
     counts = log_summary(client, parent_id, rows, summary_table(rows, STUDY), STUDY, SEARCH_ID)
     assert counts["trials_failed"] == 1
     parent = client.get_run(parent_id)

@@ -1,0 +1,172 @@
+"""``python -m platform.predict RUN_ID --data PATH``: classify new spectra with the model a run keeps.
+
+    python -m platform.predict 69b7d8de9f364fe8b50310dbe2966294 --data /data/new_ramp
+    python -m platform.predict RUN_ID --data spectra.npy --output predictions.csv
+
+The best trial of every search keeps its weights and config (platform.best_model); the run id is in the
+search's summary (tag ``best_model_run`` of the parent run). The networks are rebuilt from the config
+through models.registry and fed the spectra as the trial fed its test set:
+
+- HED studies: a folder of ``.xy``/``.xye`` files (a time-ordered series, run number last in the name),
+  baseline-corrected as in training; the table has each spectrum's label and probability, then the
+  boundary and the classification confidence over the series.
+- TeaNet studies: spectra as rows of a ``.npy`` or ``.csv`` file, min-max scaled as the training data
+  were; the table has each spectrum's class and its probability.
+
+Reads the MLflow store the search wrote (``--tracking-uri``, default runs/mlflow.db).
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import torch
+
+from platform.best_model import SavedModel, load_saved_model
+from platform.options import UsageError
+from platform.stores import open_existing_store
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="python -m platform.predict", description=__doc__.split("\n")[0])
+    parser.add_argument("run_id", help="MLflow run id of a trial that keeps a model (a search's best)")
+    parser.add_argument("--data", type=Path, required=True,
+                        help="HED: a folder of .xy/.xye files; TeaNet: a .npy or .csv of spectra (rows)")
+    parser.add_argument("--tracking-uri", help="the MLflow store the search used (default runs/mlflow.db)")
+    parser.add_argument("--output", type=Path, help="also write the table as CSV here")
+    return parser
+
+
+def predict(model: SavedModel, data: Path) -> tuple[pd.DataFrame, list[str]]:
+    """(per-spectrum table, summary lines) of a saved model on new spectra; UsageError on bad input."""
+    task = model.description["task"]
+    if task == "hed":
+        return _predict_series(model, data)
+    if task == "teanet":
+        return _predict_spectra(model, data)
+    raise UsageError(f"run {model.description['run_id']}: no prediction rule for task {task!r}")
+
+
+def _check_length(model: SavedModel, length: int, data: Path) -> None:
+    expected = model.description["length"]
+    if length != expected:
+        raise UsageError(f"--data {data}: spectra of {length} points, but the model was trained on "
+                         f"{expected} points")
+
+
+def _predict_series(model: SavedModel, folder: Path) -> tuple[pd.DataFrame, list[str]]:
+    """A HED series: labels per spectrum, then the boundary and confidence (MODELS.md B6)."""
+    from models.binned import bin_rows, majority_vote
+    from models.registry import create_model
+    from spectra.baseline import remove_baseline
+    from spectra.confidence import classification_confidence
+    from spectra.errors import DataError
+    from spectra.xy import load_xy_folder
+    from trials.hed_config import model_config
+
+    config = model.config
+    header = config["data.header_lines"]
+    try:
+        series = load_xy_folder(folder, header_lines=None if header < 0 else header)
+    except DataError as error:
+        raise UsageError(f"--data {folder}: {error}") from None
+    _check_length(model, len(series.two_theta), folder)
+    spectra = series.intensity
+    if config["data.baseline"]:
+        spectra = remove_baseline(spectra, lam=config["data.als_lambda"], p=config["data.als_p"],
+                                  iterations=config["data.als_iterations"])
+    network = create_model(config["model.name"], num_classes=1, length=len(series.two_theta),
+                           **model_config(config))
+    network.load_state_dict(model.weights["classifier"])
+    x = spectra
+    if config["model.name"] == "binned_fcnn":
+        x = bin_rows(series.two_theta, spectra, config["model.binned_fcnn.bins"])
+    network.train(config["eval.batchnorm"] == "train")  # the paper's test-time BatchNorm, as trained
+    with torch.no_grad():
+        probability = network(torch.from_numpy(np.ascontiguousarray(x, dtype=np.float32)),
+                              test=True).view(-1).numpy()
+    if config["model.name"] == "binned_fcnn":  # a spectrum's label is the vote of its rows
+        labels = majority_vote(probability, len(spectra))
+        probability = (probability.reshape(len(spectra), -1) > 0.5).mean(axis=1)  # share of rows voting 1
+    else:
+        labels = (probability > 0.5).astype(int)
+    result = classification_confidence(labels)
+    table = pd.DataFrame({"spectrum": range(len(labels)), "file": series.names,
+                          "probability_class1": probability.round(4), "label": labels})
+    summary = [f"boundary: class 0 up to spectrum {result.boundary_lower}, class 1 from spectrum "
+               f"{result.boundary_upper}" if result.found else "boundary: none found",
+               f"confidence: {result.confidence:.4f} ({result.ambiguous} spectra between the two runs)"]
+    return table, summary
+
+
+def _read_matrix(path: Path) -> np.ndarray:
+    try:
+        matrix = np.load(path) if path.suffix == ".npy" else np.loadtxt(path, delimiter=",", ndmin=2)
+    except (OSError, ValueError) as error:
+        said = " ".join(str(error).split())[:200]
+        raise UsageError(f"--data {path}: cannot read spectra ({said})") from None
+    if matrix.ndim != 2 or not np.isfinite(matrix).all():
+        raise UsageError(f"--data {path}: expected a finite 2-D array (one spectrum per row), got shape "
+                         f"{matrix.shape}")
+    return matrix.astype(np.float32)
+
+
+def _predict_spectra(model: SavedModel, path: Path) -> tuple[pd.DataFrame, list[str]]:
+    """TeaNet: the classifier's class and probability per spectrum."""
+    from models.registry import create_model
+    from spectra.lorentz import min_max_scale
+    from trials.teanet_config import classifier_options
+
+    if path.suffix not in (".npy", ".csv") or not path.is_file():
+        raise UsageError(f"--data {path}: expected a .npy or .csv file of spectra, one per row")
+    spectra = _read_matrix(path)
+    _check_length(model, spectra.shape[1], path)
+    config = model.config
+    network = create_model(config["model.classifier"], **classifier_options(config))
+    network.load_state_dict(model.weights["classifier"])
+    network.eval()
+    with torch.no_grad():
+        output = network(torch.from_numpy(min_max_scale(spectra)))
+    probabilities = output if network.output == "softmax" else torch.softmax(output, dim=1)
+    confidence, label = probabilities.max(dim=1)
+    table = pd.DataFrame({"spectrum": range(len(spectra)), "class": label.numpy(),
+                          "probability": confidence.numpy().round(4)})
+    return table, [f"{len(spectra)} spectra classified into {config['data.classes']} classes"]
+
+
+def _provenance(model: SavedModel) -> str:
+    d = model.description
+    line = (f"Model of run {d['run_id']} ({d['trial']} of {d.get('search_id')}, study {d['study']}), "
+            f"weights after epoch {d['weights_epoch']}")
+    if d.get("selected_epoch") and d["selected_epoch"] != d["weights_epoch"]:
+        line += (f" (its reported metrics are of the classifier kept at epoch {d['selected_epoch']}, by "
+                 "validation loss)")
+    return line
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        client = open_existing_store(args.tracking_uri)
+        model = load_saved_model(client, args.run_id)
+        table, summary = predict(model, args.data)
+    except UsageError as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 2
+    print(_provenance(model))
+    print(table.to_string(index=False))
+    for line in summary:
+        print(line)
+    if args.output:
+        args.output.parent.mkdir(parents=True, exist_ok=True)
+        table.to_csv(args.output, index=False)
+        print(f"Wrote {args.output}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
