@@ -22,7 +22,7 @@ CHILD = """
 import json, sys, torch
 sys.path.insert(0, {root!r})
 from search_spaces import load_study
-from models.hed_trial import run_trial
+from trials.hed import run_trial
 study = load_study("hed_architectures")
 config = study.config_for("paper", {{"model.name": {name!r}, "train.epochs": {epochs}}})
 reports = []
@@ -41,8 +41,8 @@ def measure(name: str, epochs: int) -> dict:
 
 
 def main() -> None:
-    from models.hed_config import HED_MODELS
     from search_spaces.reference import read_reference
+    from trials.hed_config import HED_MODELS
 
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--epochs", type=int, default=2)

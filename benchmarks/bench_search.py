@@ -86,8 +86,8 @@ import sys, time, json
 sys.path.insert(0, {str(ROOT)!r})
 import torch
 torch.set_num_threads(1)
-from models.teanet_config import FIELDS
-from models.teanet_trial import run_trial
+from trials.teanet_config import FIELDS
+from trials.teanet import run_trial
 configs = json.loads(sys.argv[1])
 start = time.perf_counter()
 for params in configs:

@@ -22,11 +22,11 @@ from torch.utils.flop_counter import FlopCounterMode
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from models.config import complete_config  # noqa: E402
 from models.registry import create_model  # noqa: E402
-from models.teanet_config import FIELDS, classifier_options, unet_options  # noqa: E402
-from models.teanet_trial import _batches, _Data, _JointTrainer  # noqa: E402
 from search_spaces.teanet_masks import STUDY  # noqa: E402
+from trials.config import complete_config  # noqa: E402
+from trials.teanet import _batches, _Data, _JointTrainer  # noqa: E402
+from trials.teanet_config import FIELDS, classifier_options, unet_options  # noqa: E402
 
 
 def matmul_peak_gflops(size: int = 4096, repeats: int = 5) -> float:

@@ -34,6 +34,8 @@ def space_lines(study: Study) -> list[str]:
     first = next(iter(probe.suggested), None)
     if first is None:
         return ["  (nothing searched)"]
+    if not probe.suggested[first].startswith("one of"):  # no branches: every key as it is
+        return [f"  {key}: {text}" for key, text in probe.suggested.items()]
     lines = [f"  {first}: {probe.suggested[first]}"]
     choices = [c.strip() for c in probe.suggested[first].removeprefix("one of ").split(",")]
     for choice in choices if probe.suggested[first].startswith("one of") else []:

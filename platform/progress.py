@@ -21,7 +21,10 @@ def _clock(seconds: float) -> str:
 
 class ProgressLine(Callback):
     """A line on each change (a trial starts, ends or improves the best) and a heartbeat: done /
-    running / failed / total, the best so far with its trial, elapsed and estimated remaining."""
+    running / failed / total, the best so far with its trial, elapsed and estimated remaining.
+
+    The best is taken over ended trials, each at its last report: the value the searcher is told and
+    the summary ranks by (an epoch's passing value of a running trial is neither)."""
 
     def __init__(self, total: int, metric: str, mode: str, concurrency: int, already_done: int = 0,
                  stream: TextIO | None = None, min_interval_s: float = 10.0, heartbeat_s: float = 60.0,
@@ -44,12 +47,12 @@ class ProgressLine(Callback):
         self._print()
 
     def on_trial_result(self, iteration: int, trials: list, trial: Any, result: dict, **info: Any) -> None:
-        value = numeric_metrics(result).get(self.metric)
-        if value is not None and (self.best is None or self._better(value, self.best[0])):
-            self.best = (value, self.name_of(trial.trial_id))
-        self._print()
+        self._print()  # the heartbeat; the best changes only when a trial ends
 
     def on_trial_complete(self, iteration: int, trials: list, trial: Any, **info: Any) -> None:
+        value = numeric_metrics(trial.last_result or {}).get(self.metric)
+        if value is not None and (self.best is None or self._better(value, self.best[0])):
+            self.best = (value, self.name_of(trial.trial_id))
         self._finish(trial, failed=False)
 
     def on_trial_error(self, iteration: int, trials: list, trial: Any, **info: Any) -> None:
@@ -96,8 +99,8 @@ def results_table(rows: Sequence[Mapping[str, Any]], metric: str, mode: str,
                   searched: Sequence[str] = (), results: Sequence[str] = ("accuracy",)) -> pd.DataFrame:
     """One row per trial: status, the objective, the study's result columns (e.g. test accuracy),
     cost and the searched keys, best first (failed trials last)."""
-    columns = list(dict.fromkeys(["trial", "status", metric, *results, "train_time_s", "peak_memory_mb",
-                                  "epochs", *searched]))
+    columns = list(dict.fromkeys(["trial", "status", "stop_reason", metric, *results, "train_time_s",
+                                  "peak_memory_mb", "epochs", *searched]))
     frame = pd.DataFrame([{column: row.get(column) for column in columns} for row in rows], columns=columns)
     if frame.empty:
         return frame
@@ -109,7 +112,9 @@ def format_table(frame: pd.DataFrame, limit: int = 10) -> str:
     if frame.empty:
         return "(no trials)"
     shown = frame.head(limit).copy()
-    for column in shown.columns:
+    for column in shown.columns:  # missing values are blank, numbers to 4 significant digits
         if pd.api.types.is_float_dtype(shown[column]):
             shown[column] = shown[column].map(lambda v: "" if pd.isna(v) else f"{v:.4g}")
+        else:
+            shown[column] = shown[column].map(lambda v: "" if v is None or v is pd.NA or v != v else v)
     return shown.to_string(index=False)

@@ -8,13 +8,17 @@ configurations are queued to run again as new trials, and the search runs what i
 
 from __future__ import annotations
 
+import hashlib
+import pickle
 from dataclasses import dataclass
+from typing import Any
 
 import optuna
 from mlflow.tracking import MlflowClient
 
-from platform.options import UsageError
+from platform.options import SearchRequest, UsageError
 from platform.tracking import child_runs, find_search_runs
+from trials.contract import INTERRUPTED
 
 ORPHANED = "orphaned"  # Optuna user attribute of a trial whose driver went away
 
@@ -47,6 +51,7 @@ def close_orphaned_runs(client: MlflowClient, experiment_id: str, parent_run_id:
     for run in child_runs(client, experiment_id, parent_run_id):
         if run.info.status == "RUNNING":
             client.set_tag(run.info.run_id, "interrupted", "true")
+            client.set_tag(run.info.run_id, "stop_reason", INTERRUPTED)
             client.set_terminated(run.info.run_id, status="KILLED")
             closed += 1
     return closed
@@ -67,3 +72,25 @@ def trials_done(client: MlflowClient, experiment_id: str, parent_run_id: str) ->
     """Trials that count toward --trials: finished or failed, not killed (those run again)."""
     runs = child_runs(client, experiment_id, parent_run_id)
     return sum(run.info.status in ("FINISHED", "FAILED") for run in runs)
+
+
+def reread_data(request: SearchRequest, tags: dict[str, str]) -> None:
+    """A resumed search trains on the data it was started on: the user's files are read again, with
+    the same validation, and must hash as they did at the first attempt."""
+    study = request.study
+    try:
+        request.data = study.load_data(study.config_for(request.budget, request.fixed))
+    except ValueError as error:  # ConfigError and DataError included: one line, exit 2
+        raise UsageError(f"--resume: the search's data cannot be read again: {error}") from None
+    first, now = tags.get("dataset_hash"), data_digest(request.data)
+    if request.data is not None and first and first != now:
+        raise UsageError(f"--resume: the search's data changed since it started (content hash {first} "
+                         f"then, {now} now); start a new search for the new data")
+
+
+def data_digest(data: Any) -> str | None:
+    """A short hash of the content of a user's data as the driver read it (None for generated data,
+    whose study tags name the generator's settings instead)."""
+    if data is None:
+        return None
+    return hashlib.sha256(pickle.dumps(data, protocol=4)).hexdigest()[:12]

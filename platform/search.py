@@ -9,8 +9,10 @@ Exit codes: 0 done (some trials may have failed), 1 every trial failed or an int
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
+import secrets
 import signal
 import sys
 import time
@@ -23,6 +25,7 @@ from platform import cluster as ray_cluster
 from platform import describe
 from platform.options import SearchRequest, UsageError, parse_request
 from platform.stores import Stores, check_reachable, resolve_stores
+from platform.tracking_store import PatientClient, open_tracking_store
 
 EXIT_OK, EXIT_ALL_FAILED, EXIT_BAD_INPUT, EXIT_INTERRUPTED = 0, 1, 2, 130
 
@@ -34,7 +37,7 @@ class Search:
     request: SearchRequest
     stores: Stores
     search_id: str
-    kind: str  # "search" or "reproduce"
+    kind: str  # "search", "reproduce" or "rerun"
     client: Any  # MlflowClient
     experiment_id: str
     parent_run_id: str
@@ -55,10 +58,11 @@ def main(argv: list[str] | None = None) -> int:
         stores = resolve_stores(request)
         check_reachable(request, stores)
         _check_resumable(request, stores)
+        resumed = _resumed_search(request, stores) if request.resume else None
     except UsageError as error:
         print(f"error: {error}", file=sys.stderr)
         return EXIT_BAD_INPUT
-    return _run_with_ray(request, stores)
+    return _run_with_ray(request, stores, resumed)
 
 
 def _check_resumable(request: SearchRequest, stores: Stores) -> None:
@@ -67,6 +71,20 @@ def _check_resumable(request: SearchRequest, stores: Stores) -> None:
         path = Path(stores.tracking_uri.removeprefix("sqlite:///"))
         if not path.exists():
             raise UsageError(f"--resume: no search to resume (no MLflow store at {path})")
+
+
+def _resumed_search(request: SearchRequest, stores: Stores) -> tuple[Any, str, Any]:
+    """(client, experiment id, record) of the search to resume, its settings restored and its data read
+    again, before Ray starts: a search that cannot be resumed is bad input, said at once."""
+    from platform.resume import find_search, reread_data
+
+    client = PatientClient(open_tracking_store(stores.tracking_uri))
+    experiment = client.get_experiment_by_name(request.study.name)
+    experiment_id = experiment.experiment_id if experiment else None
+    record = find_search(client, experiment_id, request.resume, request.study.name)
+    _restore_request(request, json.loads(record.tags.get("search_request", "{}")))
+    reread_data(request, record.tags)
+    return client, experiment_id, record
 
 
 def _interrupt(signum: int, frame: Any) -> None:
@@ -80,23 +98,35 @@ def _interrupt_on_signals() -> None:
     signal.signal(signal.SIGTERM, _interrupt)
 
 
-def _run_with_ray(request: SearchRequest, stores: Stores) -> int:
+def _run_with_ray(request: SearchRequest, stores: Stores, resumed: tuple[Any, str, Any] | None = None) -> int:
     ray_cluster.use_token_auth_when_available()
     import ray
 
     os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
     os.environ["TUNE_DISABLE_SIGINT_HANDLER"] = "1"  # Ctrl-C reaches us: we close the records ourselves
     os.environ.setdefault("RAY_AIR_NEW_OUTPUT", "0")  # Tune's own tables: our progress line says it
+    # A trial that starts after --time-budget returns without a report (trials.contract); Tune's strict
+    # check takes its result (which holds the config) for one missing the metric and ends the search when
+    # it is the first result of the run (seen on a loaded machine): our contract checks the metrics.
+    os.environ.setdefault("TUNE_DISABLE_STRICT_METRIC_CHECKING", "1")
     _quiet_libraries()
     _interrupt_on_signals()
     try:
         cluster = ray_cluster.connect(request.address)
-        gpus = request.gpus_per_trial
-        if gpus is None:
-            gpus = 1.0 if cluster.gpus else 0.0
-        ray_cluster.check_fits(cluster, request.cpus_per_trial, gpus)
-        request.gpus_per_trial = gpus
-        return _run(request, stores, cluster)
+        for line in (cluster.headline(), cluster.autoscaler_line()):
+            if line:
+                print(line, flush=True)
+        if request.gpus_per_trial is None:
+            request.gpus_per_trial = 1.0 if ray_cluster.can_have_gpus(cluster) else 0.0
+        if request.max_failures is None:
+            request.max_failures = ray_cluster.default_max_failures(cluster)
+        memory_gb = request.study.memory_gb(request.study.config_for(request.budget, request.fixed))
+        fit = ray_cluster.check_fits(cluster, request.cpus_per_trial, request.gpus_per_trial, memory_gb)
+        if fit.verdict == "wait":
+            if not _wait_for_autoscaler(request, fit, memory_gb):
+                return EXIT_ALL_FAILED
+            cluster = ray_cluster.refreshed(cluster)
+        return _run(request, stores, cluster, resumed)
     except UsageError as error:
         print(f"error: {error}", file=sys.stderr)
         return EXIT_BAD_INPUT
@@ -108,6 +138,23 @@ def _run_with_ray(request: SearchRequest, stores: Stores) -> int:
         return EXIT_ALL_FAILED
     finally:
         ray.shutdown()
+
+
+def _wait_for_autoscaler(request: SearchRequest, fit: ray_cluster.Fit, memory_gb: float) -> bool:
+    """Say what we wait for and wait, bounded by --time-budget (which the wait then counts against);
+    False when the budget ran out first. Without a budget, wait as long as Tune would."""
+    bound = request.time_budget_s
+    print(fit.message + (f", for at most {bound:g} s (--time-budget)" if bound else ""), flush=True)
+    ask = ray_cluster.trial_ask(request.cpus_per_trial, request.gpus_per_trial, memory_gb)
+    waited = ray_cluster.wait_for_node(ask, bound)
+    if waited is None:
+        print(f"error: the autoscaler added no node with {ray_cluster.describe_ask(ask)} within the time "
+              f"budget ({bound:g} s); nothing was run", file=sys.stderr)
+        return False
+    print(f"A node with {ray_cluster.describe_ask(ask)} joined after {waited:.0f} s.", flush=True)
+    if bound:
+        request.time_budget_s = max(bound - waited, 1.0)
+    return True
 
 
 def _quiet_libraries() -> None:
@@ -123,30 +170,55 @@ def _quiet_libraries() -> None:
     warnings.filterwarnings("ignore", category=optuna.exceptions.ExperimentalWarning)
 
 
-def _run(request: SearchRequest, stores: Stores, cluster: ray_cluster.Cluster) -> int:
-    from mlflow.tracking import MlflowClient
-
-    from platform.resume import find_search
+def _run(request: SearchRequest, stores: Stores, cluster: ray_cluster.Cluster,
+         resumed: tuple[Any, str, Any] | None) -> int:
     from platform.tracking import open_experiment
 
     study = request.study
-    client = MlflowClient(stores.tracking_uri)
-    if request.resume:
-        experiment = client.get_experiment_by_name(study.name)
-        record = find_search(client, experiment.experiment_id if experiment else None, request.resume,
-                             study.name)
-        _restore_request(request, json.loads(record.tags.get("search_request", "{}")))
-        search = Search(request, stores, record.search_id, "search", client, experiment.experiment_id,
+    if resumed:
+        client, experiment_id, record = resumed
+        search = Search(request, stores, record.search_id, "search", client, experiment_id,
                         record.parent_run_id, int(record.tags.get("attempts", "0")) + 1)
         client.update_run(search.parent_run_id, status="RUNNING")
     else:
-        experiment_id = open_experiment(client, study.name, stores.artifact_root)
-        kind = "reproduce" if request.reproduce else "search"
-        search_id = f"{study.name}-{request.budget}-{kind}-{time.strftime('%Y%m%d-%H%M%S')}"
-        search = Search(request, stores, search_id, kind, client, experiment_id, "", 0)
+        client = PatientClient(open_tracking_store(stores.tracking_uri))  # safe beside other processes
+        experiment_id = open_experiment(client, study.name, stores.artifact_root, study.description)
+        kind = "reproduce" if request.reproduce else "rerun" if request.reruns else "search"
+        search = Search(request, stores, new_search_id(study.name, request.budget, kind), kind, client,
+                        experiment_id, "", 0)
     from platform.runner import run_search
 
+    if search.kind == "rerun":
+        return _run_reruns(search, cluster)
     return run_search(search, cluster)
+
+
+def _run_reruns(first: Search, cluster: ray_cluster.Cluster) -> int:
+    """``--config FILE --repeats N``: each config of the file is a re-run of its own (a parent run of
+    kind=rerun, one child per repeat), one after the other; the worst exit code."""
+    from platform.runner import run_search
+
+    codes = []
+    documents = first.request.reruns or []
+    for number, document in enumerate(documents):
+        if number:
+            print()
+        search = first if number == 0 else dataclasses.replace(
+            first, search_id=new_search_id(first.request.study.name, first.request.budget, "rerun"),
+            parent_run_id="")
+        search.request = dataclasses.replace(first.request, fixed=document.config,
+                                             rerun_source=document.source, trials=None)
+        codes.append(run_search(search, cluster))
+        if codes[-1] == EXIT_INTERRUPTED:
+            break
+    return max(codes, key=lambda code: (code == EXIT_INTERRUPTED, code))
+
+
+def new_search_id(study: str, budget: str, kind: str) -> str:
+    """``<study>-<budget>-<kind>-<date>-<time>-<random>``: readable, ordered by start, and distinct
+    even for searches started within the same second (the random part), so two searches never share
+    an MLflow parent run or an Optuna study."""
+    return f"{study}-{budget}-{kind}-{time.strftime('%Y%m%d-%H%M%S')}-{secrets.token_hex(3)}"
 
 
 def _restore_request(request: SearchRequest, saved: dict[str, Any]) -> None:
@@ -154,6 +226,8 @@ def _restore_request(request: SearchRequest, saved: dict[str, Any]) -> None:
     request.budget = saved.get("budget", request.budget)
     request.fixed = saved.get("fixed", request.fixed)
     request.scheduler = saved.get("scheduler", request.scheduler)
+    if saved.get("objectives"):
+        request.objectives = [tuple(pair) for pair in saved["objectives"]]
     if request.trials is None:
         request.trials = saved.get("trials")
 

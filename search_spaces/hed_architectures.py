@@ -11,10 +11,10 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from models.hed_config import HED_MODELS, PAPER_EPOCHS, paper_settings
 from search_spaces import _hed as hed_common
 from search_spaces._study import Budget, GridRow, Study
 from search_spaces.reference import read_reference
+from trials.hed_config import HED_MODELS, PAPER_EPOCHS, paper_settings
 
 # The paper's sequence blocks are copies + 1 rows (51 = 50 + 1); the smoke ramp has 2 copies.
 _SMOKE_BLOCKS = {"model.lstm.sequence_length": 3, "model.transformer.columns": 3,
@@ -77,14 +77,11 @@ def _table1_rows() -> tuple[GridRow, ...]:
 STUDY = Study(
     name="hed_architectures",
     description=__doc__.split("\n\n")[0],
-    **hed_common.study_settings(),
-    fields=hed_common.STUDY_FIELDS,
+    **hed_common.study_settings(hed_common.STUDY_FIELDS, BUDGETS),
     define_space=define_space,
-    budgets=BUDGETS,
-    max_epochs=2 * max(PAPER_EPOCHS[name] for name in HED_MODELS),
     reproduction=_table1_rows(),
     reference_source="HED paper Table 1 (Tesla P100; confidence and boundary on the real ramp)",
     reference_columns=("confidence", "boundary_lower", "boundary_upper", "train_time_s", "memory_gb",
                        "epochs", "trainable_params", "training_samples"),
-    grace_epochs=2,
+    grace_fraction=1 / 9,  # rungs at 1/9 and 1/3 of each model's planned epochs
 )

@@ -9,6 +9,8 @@ import shutil
 import pytest
 
 os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
+# Searches draw the report's plots only in the tests that check them (platform/runner.py, ~2 s a search).
+os.environ.setdefault("SPECTRA_REPORT_PLOTS", "0")
 # In-process searches join the session's `ray start` cluster, which uses token authentication (Ray's
 # default); Ray reads the mode when first imported, before the cluster (and its token) exist.
 os.environ.setdefault("RAY_AUTH_MODE", "token")
@@ -51,3 +53,14 @@ def workdir(tmp_path, mlflow_store_template):
     (tmp_path / "runs").mkdir()
     shutil.copy(mlflow_store_template, tmp_path / "runs" / "mlflow.db")
     return tmp_path
+
+
+@pytest.fixture(scope="module")
+def one_torch_thread():
+    """The smoke models are tiny: on 2 busy cores, torch's threads only fight (trials run in-process)."""
+    import torch
+
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)

@@ -65,7 +65,8 @@ def test_set_fixes_typed_keys():
 
 
 @pytest.mark.parametrize(("argv", "says"), [
-    ([], "no study given; known studies: hed_architectures, hed_bins, teanet_masks"),
+    ([], "no study given; known studies: hed_architectures, hed_bins, teanet_baselines, teanet_gamma, "
+         "teanet_masks, teanet_synthetic"),
     (["nope"], "unknown study 'nope'"),
     ([*SMOKE, "--set", "loss.gama=0.5"], "unknown config key 'loss.gama'; known keys:"),
     ([*SMOKE, "--set", "loss.gamma=2"], "config key 'loss.gamma': expected a number in (0, 1)"),
@@ -337,3 +338,16 @@ def test_check_fits_against_the_largest_node():
         check_fits(two_nodes, 1, 2)
     with pytest.raises(UsageError, match="--gpus-per-trial 1: the cluster's largest node has 0 GPUs"):
         check_fits(_cluster(8), 1, 1)
+
+
+def test_a_study_of_table_cells_runs_fifo_unless_asked_otherwise():
+    assert parse_request(["teanet_synthetic", "--budget", "smoke"]).scheduler == "fifo"
+    assert parse_request(["teanet_baselines", "--budget", "smoke"]).scheduler == "fifo"
+    assert parse_request(["teanet_baselines", "--budget", "smoke", "--scheduler", "asha"]).scheduler == "asha"
+    assert parse_request(["teanet_masks", "--budget", "smoke"]).scheduler == "asha"
+
+
+def test_show_lists_every_searched_key_of_a_space_without_branches():
+    shown = show(load_study("teanet_gamma"))
+    for key in ("loss.gamma", "mask.copies", "train.training"):
+        assert key in shown, key

@@ -8,6 +8,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 import platform
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -56,6 +58,7 @@ def test_submodule_shadowing_a_standard_function_is_refused(tmp_path):
     assert "['version'] shadow functions" in result.stderr
 
 
+@pytest.mark.slow  # `platform.doctor --full` starts a local Ray instance: ~30 s on 2 cores
 def test_stack_works_when_launched_as_platform_submodule():
     """torch, numpy, pandas, optuna, mlflow and ray each do real work under `python -m platform.doctor`."""
     env = {**os.environ, "RAY_USAGE_STATS_ENABLED": "0"}
@@ -68,16 +71,27 @@ def test_stack_works_when_launched_as_platform_submodule():
         assert line in result.stdout, result.stdout
 
 
+PROBE = "tests/probes/import_platform_package.py"
+
+
 def _pytest_launchers() -> dict[str, list[str]]:
     console_script = Path(sys.executable).with_name("pytest")
     return {"pytest": [str(console_script)], "python -m pytest": [sys.executable, "-m", "pytest"]}
 
 
 def test_import_platform_submodule_under_both_pytest_launchers():
-    probe = "tests/probes/import_platform_package.py"
     for name, launcher in _pytest_launchers().items():
         result = subprocess.run(
-            [*launcher, "-q", "-p", "no:cacheprovider", probe], cwd=ROOT, capture_output=True, text=True
+            [*launcher, "-q", "-p", "no:cacheprovider", PROBE], cwd=ROOT, capture_output=True, text=True
         )
         assert result.returncode == 0, f"{name}: {result.stdout}{result.stderr}"
         assert "1 passed" in result.stdout, f"{name}: {result.stdout}"
+
+
+def test_the_probe_fails_when_our_package_answers_otherwise():
+    """The probe compares with the standard module's own answer, not with any non-empty one."""
+    lying = ("import platform, sys, pytest; platform.release = lambda: 'not-the-kernel'; "
+             f"sys.exit(pytest.main(['-q', '-p', 'no:cacheprovider', {PROBE!r}]))")
+    result = subprocess.run([sys.executable, "-c", lying], cwd=ROOT, capture_output=True, text=True)
+    assert result.returncode != 0, result.stdout
+    assert "1 failed" in result.stdout and "not-the-kernel" in result.stdout, result.stdout

@@ -31,9 +31,9 @@ STUDY = load_study("teanet_masks")
 COMMON = {"study": "teanet_masks", "search_id": "teanet_masks-smoke-search-1", "kind": "search"}
 TRACEBACK = """Failure # 1 (occurred at 2026-01-01_00-00-00)
 ray::ImplicitFunc.train() (pid=1, ip=127.0.0.1, actor_id=abc)
-  File "/work/main/models/teanet_trial.py", line 200, in _train
+  File "/work/main/trials/teanet.py", line 200, in _train
     raise TrialDivergedError(f"loss became nan at epoch {epoch}")
-models.teanet_trial.TrialDivergedError: loss became nan at epoch 3
+trials.teanet.TrialDivergedError: loss became nan at epoch 3
 """
 
 
@@ -57,7 +57,7 @@ def smoke_config(**keys: Any) -> dict[str, Any]:
 
 def tune_result(epochs: int, val_accuracy: float, **more: Any) -> dict[str, Any]:
     """A result as Tune hands it to callbacks: the trial's metrics plus Tune's bookkeeping."""
-    return {"val_accuracy": val_accuracy, "val_loss": 1.0 / epochs, "epochs": epochs,
+    return {"val_accuracy": val_accuracy, "val_loss": 1.0 / epochs, "epochs": epochs, "planned_epochs": 4,
             "trainable_params": 1234, "node_id": "node-1", "device": "cpu",
             "training_iteration": epochs, "time_total_s": 1.5 * epochs, "time_this_iter_s": 1.5,
             "timestamp": 1_700_000_000, "done": False, "trial_id": "ignored", "pid": 42,
@@ -77,7 +77,7 @@ def records(mlflow_client, tmp_path):
 
 def recorder_for(records, optuna_trial=lambda trial_id: None) -> TrialRecorder:
     client, experiment_id, parent_id = records
-    return TrialRecorder(client, experiment_id, parent_id, COMMON, "train.epochs", optuna_trial)
+    return TrialRecorder(client, experiment_id, parent_id, COMMON, optuna_trial)
 
 
 def the_run(records, recorder: TrialRecorder, trial_id: str):
@@ -96,12 +96,12 @@ def test_open_experiment_once_with_its_artifact_location(mlflow_client, tmp_path
 def test_numeric_metrics_leave_out_tune_bookkeeping_and_non_numbers():
     result = tune_result(3, 0.5, flag=True, name="x", bad=float("nan"), worse=float("inf"))
     assert numeric_metrics(result) == {"val_accuracy": 0.5, "val_loss": 1 / 3, "epochs": 3.0,
-                                       "trainable_params": 1234.0}
+                                       "planned_epochs": 4.0, "trainable_params": 1234.0}
     assert all(isinstance(v, float) for v in numeric_metrics(result).values())
 
 
 @pytest.mark.parametrize(("text", "summary"), [
-    (TRACEBACK, "models.teanet_trial.TrialDivergedError: loss became nan at epoch 3"),
+    (TRACEBACK, "trials.teanet.TrialDivergedError: loss became nan at epoch 3"),
     ('Traceback (most recent call last):\n  File "x.py", line 1, in <module>\n'
      '    raise ValueError("boom")\nValueError: boom\n', "ValueError: boom"),
     ("RuntimeError: first\n\nDuring handling...\nKeyError: 'k'\n", "KeyError: 'k'"),
@@ -162,12 +162,59 @@ def test_results_are_logged_at_their_epoch(records):
     recorder.on_trial_start(0, [], trial)
     for epoch, value in ((1, 0.25), (2, 0.5), (3, 0.75)):
         recorder.on_trial_result(0, [], trial, tune_result(epoch, value))
+    recorder.on_experiment_end([])  # writes what the once-a-second batching still holds
     run = the_run(records, recorder, "t1")
-    assert set(run.data.metrics) == {"val_accuracy", "val_loss", "epochs", "trainable_params"}
+    assert set(run.data.metrics) == {"val_accuracy", "val_loss", "epochs", "planned_epochs",
+                                     "trainable_params"}
     history = client.get_metric_history(run.info.run_id, "val_accuracy")
     assert sorted((m.step, m.value) for m in history) == [(1, 0.25), (2, 0.5), (3, 0.75)]
     assert sorted(m.step for m in client.get_metric_history(run.info.run_id, "epochs")) == [1, 2, 3]
     assert run.data.tags["node_id"] == "node-1" and run.data.tags["device"] == "cpu"
+
+
+class FakeClock:
+    def __init__(self):
+        self.now = 100.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+def test_fast_results_are_written_together_and_every_one_before_the_run_closes(records, monkeypatch):
+    """One MLflow write per result caps the driver near 35-60 results/s: a run's results are written
+    at most once a second, in one batch, and all of them before the run is closed."""
+    import platform.tracking
+
+    clock = FakeClock()
+    monkeypatch.setattr(platform.tracking.time, "monotonic", clock)
+    client = records[0]
+    recorder = recorder_for(records)
+    trial = FakeTrial("t1", smoke_config())
+    recorder.on_trial_start(0, [], trial)
+    writes = []
+    original = client.log_batch
+    monkeypatch.setattr(client, "log_batch", lambda *a, **k: (writes.append(k), original(*a, **k))[1])
+
+    def steps() -> list[int]:
+        return sorted(m.step for m in client.get_metric_history(recorder.run_ids["t1"], "epochs"))
+
+    recorder.on_trial_result(0, [], trial, tune_result(1, 0.25))  # the first: written at once
+    assert steps() == [1] and len(writes) == 1
+    for epoch in (2, 3):
+        clock.now += 0.1
+        recorder.on_trial_result(0, [], trial, tune_result(epoch, 0.5))
+    recorder.on_step_end(0, [])
+    assert steps() == [1], "within the second: held back"
+    clock.now += 1.0
+    recorder.on_step_end(0, [])  # Tune's loop: due now, even though the trial reports nothing new
+    assert steps() == [1, 2, 3] and len(writes) == 2, "both held results in one write"
+    clock.now += 0.1
+    recorder.on_trial_result(0, [], trial, tune_result(4, 0.75, done=True))
+    trial.last_result = {"epochs": 4, "planned_epochs": 4}
+    recorder.on_trial_complete(0, [], trial)
+    run = client.get_run(recorder.run_ids["t1"])
+    assert steps() == [1, 2, 3, 4] and run.info.status == "FINISHED"
+    assert run.data.metrics["val_accuracy"] == 0.75
 
 
 def test_result_of_an_unknown_trial_is_ignored(records):
@@ -176,18 +223,46 @@ def test_result_of_an_unknown_trial_is_ignored(records):
     assert child_runs(records[0], records[1], records[2]) == []
 
 
-@pytest.mark.parametrize(("epochs", "stopped"), [(4, "false"), (2, "true")])
-def test_complete_finishes_the_run_and_says_whether_it_stopped_early(records, epochs, stopped):
+@pytest.mark.parametrize(("last_report", "status", "reason"), [
+    ({"epochs": 4}, "FINISHED", "completed"),
+    ({"epochs": 2}, "FINISHED", "scheduler"),
+    ({"epochs": 2, "stop_reason": "own_rule"}, "FINISHED", "own_rule"),
+])
+def test_complete_finishes_the_run_and_says_why_it_ended(records, last_report, status, reason):
     recorder = recorder_for(records)
     trial = FakeTrial("t1", smoke_config())  # train.epochs = 4
     recorder.on_trial_start(0, [], trial)
-    trial.last_result = tune_result(epochs, 0.5)
+    trial.last_result = tune_result(last_report.pop("epochs"), 0.5, **last_report)
     recorder.on_trial_result(0, [], trial, trial.last_result)
     recorder.on_trial_complete(0, [], trial)
     run = the_run(records, recorder, "t1")
-    assert run.info.status == "FINISHED"
-    assert run.data.tags["early_stopped"] == stopped
+    assert run.info.status == status
+    assert run.data.tags["stop_reason"] == reason
+    assert run.data.tags["early_stopped"] == str(reason == "scheduler").lower(), "only the scheduler's"
     assert recorder.open_runs == set()
+
+
+def test_a_trial_that_never_started_is_killed_for_the_time_budget(records):
+    recorder = recorder_for(records)
+    trial = FakeTrial("t1", smoke_config())
+    recorder.on_trial_start(0, [], trial)
+    trial.last_result = {"done": True, "training_iteration": 0}  # the trainable returned, no report
+    recorder.on_trial_complete(0, [], trial)
+    run = the_run(records, recorder, "t1")
+    assert run.info.status == "KILLED", "it runs again on --resume"
+    assert run.data.tags["stop_reason"] == "time_budget"
+
+
+def test_interrupted_and_failed_trials_say_so(records, tmp_path):
+    recorder = recorder_for(records)
+    running, failing = FakeTrial("t1", smoke_config()), FakeTrial("t2", smoke_config())
+    for trial in (running, failing):
+        recorder.on_trial_start(0, [], trial)
+    failing.error = ValueError("boom")
+    recorder.on_trial_error(0, [], failing)
+    recorder.close_open_runs("KILLED")
+    assert the_run(records, recorder, "t1").data.tags["stop_reason"] == "interrupted"
+    assert the_run(records, recorder, "t2").data.tags["stop_reason"] == "failed"
 
 
 def test_error_fails_the_run_with_its_error_and_traceback(records, tmp_path):
@@ -200,7 +275,7 @@ def test_error_fails_the_run_with_its_error_and_traceback(records, tmp_path):
     recorder.on_trial_error(0, [], trial)
     run = the_run(records, recorder, "t1")
     assert run.info.status == "FAILED"
-    assert run.data.tags["error"] == "models.teanet_trial.TrialDivergedError: loss became nan at epoch 3"
+    assert run.data.tags["error"] == "trials.teanet.TrialDivergedError: loss became nan at epoch 3"
     assert [a.path for a in client.list_artifacts(run.info.run_id)] == ["error.txt"]
     local = client.download_artifacts(run.info.run_id, "error.txt", str(tmp_path / "down"))
     assert Path(local).read_text() == TRACEBACK
@@ -344,3 +419,17 @@ def test_fail_orphaned_trials_and_run_their_params_again(tmp_path):
     STUDY.define_space(rerun, {"loss.gamma": 0.3})
     assert rerun.params == params
     assert rerun.user_attrs == {"rerun_of": orphan.number}
+
+
+def test_git_tags_say_unknown_where_there_is_no_repository(tmp_path, monkeypatch):
+    """A `ray up` node gets the checkout without .git: 'dirty=false' there would be a claim nobody
+    checked."""
+    import platform.runner
+
+    monkeypatch.setattr(platform.runner, "REPO_ROOT", tmp_path)
+    monkeypatch.setenv("GIT_CEILING_DIRECTORIES", str(tmp_path.parent))  # no repository above tmp_path
+    assert platform.runner._git() == ("unknown", "unknown")
+    monkeypatch.undo()
+    if (platform.runner.REPO_ROOT / ".git").exists():  # a clone: a real commit and a real answer
+        commit, dirty = platform.runner._git()
+        assert len(commit) == 40 and dirty in ("true", "false")

@@ -35,19 +35,20 @@ def test_search_records_one_parent_and_nested_children(workdir, ray_address):
     assert {"trials.csv", "best_config.yaml"} <= artifacts
 
     assert len(children) == 3
-    from models.teanet_config import FIELDS
+    from trials.teanet_config import FIELDS
 
     for child in children:
         assert child.info.status == "FINISHED"
         assert set(child.data.params) == set(FIELDS), "params are the complete flattened config"
-        for key in ("trial_id", "optuna_trial_number", "node_id", "early_stopped", "kind", "device",
-                    "searched_keys"):
+        for key in ("trial_id", "optuna_trial_number", "node_id", "early_stopped", "stop_reason", "kind",
+                    "device", "searched_keys"):
             assert child.data.tags.get(key), key
         epochs = int(child.data.metrics["epochs"])
         history = client.get_metric_history(child.info.run_id, "val_loss")
         assert [m.step for m in history] == list(range(1, epochs + 1)), "one point per epoch, at its step"
         stopped = child.data.tags["early_stopped"] == "true"
         assert stopped == (epochs < 8)
+        assert child.data.tags["stop_reason"] == ("scheduler" if stopped else "completed")
         for metric in ("accuracy", "val_accuracy", "train_time_s", "peak_memory_mb", "trainable_params"):
             assert metric in child.data.metrics
     assert len({c.data.tags["trial_id"] for c in children}) == 3
@@ -78,10 +79,12 @@ def test_every_trial_diverging_exits_1_with_errors_recorded(workdir, ray_address
     assert [t.state for t in trials] == [optuna.trial.TrialState.FAIL] * 2
 
 
+@pytest.mark.long
 def test_reproduce_runs_table4_and_prints_it_beside_the_paper(workdir, ray_address):
     result = search([*SMOKE, "teanet_masks", "--reproduce"], workdir, ray_address)
     assert result.returncode == 0, result.stdout + result.stderr
     assert "Beside the paper" in result.stdout
+    assert "Pre-set value" not in result.stdout + result.stderr, "the grid's rows fit its param space"
     from search_spaces import load_study
 
     rows = load_study("teanet_masks").reproduction
@@ -95,6 +98,7 @@ def test_reproduce_runs_table4_and_prints_it_beside_the_paper(workdir, ray_addre
         row = next(r for r in rows if r.label == child.data.tags["grid_row"])
         for key, value in row.config.items():
             assert child.data.params[key] == str(value)
+        assert child.data.params["model.classifier_output"] == "softmax", "as the published code trained"
 
 
 def test_a_failing_trial_is_recorded_and_the_search_goes_on(workdir, ray_address, monkeypatch, capsys):

@@ -11,6 +11,7 @@ import sys
 import optuna
 import pytest
 
+from search_spaces import list_studies
 from tests.e2e_support import (
     ROOT,
     SMOKE,
@@ -22,12 +23,10 @@ from tests.e2e_support import (
     wait_for,
 )
 
-pytestmark = pytest.mark.slow
-SLOW_TRIALS = [*SMOKE, "--scheduler", "fifo", "--max-concurrent", "2", "--set", "train.epochs=120"]
+SLOW_TRIALS = [*SMOKE, "--scheduler", "fifo", "--max-concurrent", "2", "--set", "train.epochs=60"]
 
 BAD_INPUTS = {
-    "unknown study": (["nope"],
-                      "unknown study 'nope'; known studies: hed_architectures, hed_bins, teanet_masks"),
+    "unknown study": (["nope"], f"unknown study 'nope'; known studies: {', '.join(list_studies())}"),
     "unknown --set key": (["teanet_masks", "--set", "mask.nope=1"], "unknown config key 'mask.nope'"),
     "wrong type": (["teanet_masks", "--set", "loss.gamma=high"], "'loss.gamma': expected a number in (0, 1)"),
     "tau above 1": (["teanet_masks", "--set", "mask.tau=1.5"], "'mask.tau': expected a number in (0, 1)"),
@@ -67,6 +66,7 @@ def test_unknown_option_is_refused_by_the_real_cli(tmp_path):
     assert list(tmp_path.iterdir()) == []
 
 
+@pytest.mark.slow
 def test_more_gpus_per_trial_than_the_cluster_has(tmp_path, ray_address, monkeypatch, capsys):
     import platform.search
 
@@ -104,6 +104,8 @@ def _check_resumed_search(workdir, total: int) -> None:
     assert all(t.state == optuna.trial.TrialState.FAIL for t in orphans)
 
 
+@pytest.mark.slow
+@pytest.mark.long
 def test_sigkill_of_the_driver_then_resume(workdir, ray_address):
     driver = start_search(["teanet_masks", *SLOW_TRIALS, "--trials", "4"], workdir, ray_address)
     try:
@@ -119,6 +121,7 @@ def test_sigkill_of_the_driver_then_resume(workdir, ray_address):
     _check_resumed_search(workdir, total=4)
 
 
+@pytest.mark.slow
 def test_ctrl_c_then_resume(workdir, ray_address):
     driver = start_search(["teanet_masks", *SLOW_TRIALS, "--trials", "3"], workdir, ray_address)
     wait_for(lambda: "RUNNING" in child_statuses(workdir), 240, "a trial running")

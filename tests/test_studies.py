@@ -154,3 +154,11 @@ def test_teanet_masks_reproduces_the_14_rows_of_table4():
         assert row.config["mask.scheme"] == table["scheme"]
         assert row.reference == {column: float(table[column]) for column in row.reference}
         assert set(row.reference) == set(table) - {"scheme", "setting"}
+
+
+def test_teanet_masks_reproduction_trains_like_the_published_code():
+    # MODELS.md A5: the repo's LeNet feeds softmax outputs to cross-entropy; tuning uses logits.
+    study = load_study("teanet_masks")
+    for row in study.reproduction:
+        assert study.grid_config("smoke", row, {})["model.classifier_output"] == "softmax", row.label
+    assert study.config_for("quick")["model.classifier_output"] == "logits"
