@@ -4,6 +4,7 @@ tests copy one made once per session) and, for end-to-end tests, one real Ray cl
 from __future__ import annotations
 
 import os
+import secrets
 import shutil
 
 import pytest
@@ -14,6 +15,10 @@ os.environ.setdefault("SPECTRA_REPORT_PLOTS", "0")
 # In-process searches join the session's `ray start` cluster, which uses token authentication (Ray's
 # default); Ray reads the mode when first imported, before the cluster (and its token) exist.
 os.environ.setdefault("RAY_AUTH_MODE", "token")
+# The session's own token, for every cluster, search and ray.init of the tests: on a fresh machine there is
+# no ~/.ray/auth_token, `ray start` in token mode refuses to make one (CI failed on exactly that), and
+# tests should not write to the user's home anyway.
+os.environ.setdefault("RAY_AUTH_TOKEN", secrets.token_hex(32))
 
 
 @pytest.fixture(scope="session")
