@@ -109,6 +109,12 @@ def _run_with_ray(request: SearchRequest, stores: Stores, resumed: tuple[Any, st
     # check takes its result (which holds the config) for one missing the metric and ends the search when
     # it is the first result of the run (seen on a loaded machine): our contract checks the metrics.
     os.environ.setdefault("TUNE_DISABLE_STRICT_METRIC_CHECKING", "1")
+    # Trials checkpoint every epoch and Tune keeps two per trial, so with epochs of a second or two Tune
+    # forces an experiment snapshot at almost every result and warns each time (55 warnings in a default
+    # run): the price of surviving a lost node, paid knowingly (README "On a cluster").
+    os.environ.setdefault("TUNE_WARN_EXCESSIVE_EXPERIMENT_CHECKPOINT_SYNC_THRESHOLD_S", "0")
+    # MLflow draws a progress bar for every download (the end-of-search figures); ours are small files.
+    os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
     _quiet_libraries()
     _interrupt_on_signals()
     try:

@@ -10,11 +10,9 @@ The spectra are the data the driver read, or the simulated ramp made again from 
 
 from __future__ import annotations
 
-import contextlib
 import json
-import os
 import tempfile
-from collections.abc import Iterator, Mapping
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
@@ -61,7 +59,7 @@ def best_config(row: Mapping[str, Any]) -> dict[str, Any]:
 def trial_labels(client: Any, row: Mapping[str, Any], pairs: int) -> list[np.ndarray] | None:
     """Each pair's predicted labels of the trial's last evaluation: its labels.json, else its final
     state (a local checkpoint), else None."""
-    with tempfile.TemporaryDirectory(prefix="hed-labels-") as directory, _no_progress_bar():
+    with tempfile.TemporaryDirectory(prefix="hed-labels-") as directory:
         try:
             path = client.download_artifacts(row["run_id"], "labels.json", directory)
             document = json.loads(Path(path).read_text())
@@ -76,20 +74,6 @@ def trial_labels(client: Any, row: Mapping[str, Any], pairs: int) -> list[np.nda
     state = load_state(checkpoint)
     found = [state["labels"], *(pair["labels"] for pair in state.get("more_pairs", []))]
     return [np.asarray(labels.numpy(), dtype=int) for labels in found][:pairs]
-
-
-@contextlib.contextmanager
-def _no_progress_bar() -> Iterator[None]:
-    """MLflow draws a progress bar for every download; one small file needs none under the summary."""
-    saved = os.environ.get("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR")
-    os.environ["MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR"] = "false"
-    try:
-        yield
-    finally:
-        if saved is None:
-            os.environ.pop("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR")
-        else:
-            os.environ["MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR"] = saved
 
 
 def summary_text(row: Mapping[str, Any], config: Mapping[str, Any], spectra: int, two_theta: np.ndarray,
