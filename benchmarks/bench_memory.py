@@ -35,7 +35,8 @@ _MB = 2**20
 class OldPeakMemory:
     """The measure before "Trust the record" part 8: sampled RSS above RSS at the start."""
 
-    def __init__(self, device: str, interval_s: float = 0.05):
+    def __init__(self, device: str, interval_s: float = 0.05, floor_mb: float = 0.0):
+        # floor_mb: what PeakMemory takes from a resumed trial; the old measure had no such thing.
         self._process, self.interval_s = psutil.Process(os.getpid()), interval_s
         self._start = self._peak = 0
         self._stop = threading.Event()
