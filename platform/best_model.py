@@ -20,6 +20,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import torch
 import yaml
 
@@ -44,8 +45,10 @@ class SavedModel:
 
 def model_parts(task: str, state: Mapping[str, Any]) -> dict[str, Any]:
     """The networks' weights in a trial's state (trials/hed.py and trials/teanet.py say its keys)."""
-    if task == "hed":
-        return {"classifier": state["model"]}
+    if task == "hed":  # one classifier per pair of anchor ranges (pair 1's keys are the state's own)
+        later = enumerate(state.get("more_pairs", []), start=2)
+        more = {f"classifier_{k}": pair["model"] for k, pair in later}
+        return {"classifier": state["model"], **more}
     if task == "teanet":  # the U-Net too: it is the model's reconstruction half
         trainer = state["trainer"]
         # The classifier the trial kept by validation loss (its reported figures are of it); states
@@ -54,13 +57,23 @@ def model_parts(task: str, state: Mapping[str, Any]) -> dict[str, Any]:
     raise ValueError(f"no rule for the weights of task {task!r}")
 
 
+def pair_parts(weights: Mapping[str, Any]) -> list[str]:
+    """A saved HED model's classifiers in pair order: ``classifier`` (pair 1), ``classifier_2``, …"""
+    more = [name for name in weights if name.startswith("classifier_")]
+    return ["classifier", *sorted(more, key=lambda name: int(name.removeprefix("classifier_")))]
+
+
 def input_length(study: Study, config: Mapping[str, Any], data: Any) -> int:
     """The spectrum length the trained networks take."""
     if study.task == "teanet":
         return int(config["data.length"])
-    if data is not None:  # a user's files, read by the driver
-        return len(data.two_theta)
-    return int(config["data.points"])
+    from spectra.selection import crop_mask
+    from trials.hed_config import simulated_points
+
+    if data is None:
+        return simulated_points(config)
+    keep = crop_mask(np.asarray(data.two_theta), config["data.two_theta"])  # a user's files, 2θ-cropped
+    return len(data.two_theta) if keep is None else int(keep.sum())
 
 
 def read_checkpoint_state(uri: str) -> dict[str, Any]:

@@ -7,9 +7,12 @@ The best trial of every search keeps its weights and config (platform.best_model
 search's summary (tag ``best_model_run`` of the parent run). The networks are rebuilt from the config
 through models.registry and fed the spectra as the trial fed its test set:
 
-- HED studies: a folder of ``.xy``/``.xye`` files (a time-ordered series, run number last in the name),
-  baseline-corrected as in training; the table has each spectrum's label and probability, then the
-  boundary and the classification confidence over the series.
+- HED studies: a folder (or ``.7z`` archive) of ``.xy``/``.xye`` files (a time-ordered series, run number
+  last in the name), cropped to the trial's ``data.two_theta`` and baseline-corrected as in training; the
+  table has each spectrum's label and probability, then the boundary and the classification confidence.
+  A model of K anchor ranges (``data.anchors``) keeps one classifier per pair: each labels its pair's
+  segment of the series (the trial's window and anchors, which must fit the new series), giving one
+  boundary per transition. With one pair and no window the whole series is classified.
 - TeaNet studies: spectra as rows of a ``.npy`` or ``.csv`` file, min-max scaled as the training data
   were; the table has each spectrum's class and its probability.
 
@@ -21,21 +24,24 @@ from __future__ import annotations
 import argparse
 import sys
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pandas as pd
 import torch
 
-from platform.best_model import SavedModel, load_saved_model
+from platform.best_model import SavedModel, load_saved_model, pair_parts
 from platform.options import UsageError
 from platform.stores import open_existing_store
+from spectra.confidence import Confidence
 
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="python -m platform.predict", description=__doc__.split("\n")[0])
     parser.add_argument("run_id", help="MLflow run id of a trial that keeps a model (a search's best)")
     parser.add_argument("--data", type=Path, required=True,
-                        help="HED: a folder of .xy/.xye files; TeaNet: a .npy or .csv of spectra (rows)")
+                        help="HED: a folder or .7z of .xy/.xye files; TeaNet: a .npy or .csv of spectra, "
+                             "one per row")
     parser.add_argument("--tracking-uri", help="the MLflow store the search used (default runs/mlflow.db)")
     parser.add_argument("--output", type=Path, help="also write the table as CSV here")
     return parser
@@ -58,49 +64,71 @@ def _check_length(model: SavedModel, length: int, data: Path) -> None:
                          f"{expected} points")
 
 
-def _predict_series(model: SavedModel, folder: Path) -> tuple[pd.DataFrame, list[str]]:
-    """A HED series: labels per spectrum, then the boundary and confidence (MODELS.md B6)."""
-    from models.binned import bin_rows, majority_vote
-    from models.registry import create_model
-    from spectra.baseline import remove_baseline
+def _predict_series(model: SavedModel, path: Path) -> tuple[pd.DataFrame, list[str]]:
+    """A HED series, prepared as the trial prepared its own (2θ range, baseline, window, anchor pairs):
+    each pair's labels over its segment, then its boundary and confidence (MODELS.md B6)."""
     from spectra.confidence import classification_confidence
     from spectra.errors import DataError
-    from spectra.xy import load_xy_folder
+    from spectra.xy import load_series
+    from trials.config import ConfigError
+    from trials.hed import corrected, series_for
+    from trials.hed_config import series_segments
+
+    config = {**model.config, "data.path": str(path)}
+    header = config["data.header_lines"]
+    pairs = [model.weights[name] for name in pair_parts(model.weights)]
+    try:
+        loaded = load_series(path, header_lines=None if header < 0 else header)
+        series = series_for(config, loaded)  # cropped to the trial's 2θ range
+        _check_length(model, len(series.two_theta), path)
+        spectra = corrected(series, config)
+        if len(pairs) == 1 and not config["data.window"]:
+            spans = [(0, len(spectra))]  # the paper's case: the whole new series, wherever its anchors were
+        else:
+            spans = [(segment.start, segment.stop) for segment in series_segments(config, len(spectra))]
+    except (DataError, ConfigError) as error:
+        raise UsageError(f"--data {path}: {error}") from None
+    table = pd.DataFrame({"spectrum": range(len(spectra)), "file": loaded.names})
+    summary = []
+    for k, (weights, (start, stop)) in enumerate(zip(pairs, spans, strict=True), start=1):
+        probability, labels = _classify(config, weights, series.two_theta, spectra[start:stop])
+        suffix = "" if len(pairs) == 1 else f"_{k}"
+        table[f"probability_class1{suffix}"] = pd.Series(probability.round(4), index=range(start, stop))
+        table[f"label{suffix}"] = pd.Series(labels, index=range(start, stop), dtype="Int64")
+        prefix = "" if len(pairs) == 1 else f"transition {k} (spectra {start}..{stop - 1}): "
+        summary += _transition_lines(classification_confidence(labels), start, prefix)
+    return table, summary
+
+
+def _classify(config: dict[str, Any], weights: dict[str, torch.Tensor], two_theta: np.ndarray,
+              spectra: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """(probability of class 1, label) of each spectrum, as the trial evaluated its segment."""
+    from models.binned import bin_rows, majority_vote
+    from models.registry import create_model
     from trials.hed_config import model_config
 
-    config = model.config
-    header = config["data.header_lines"]
-    try:
-        series = load_xy_folder(folder, header_lines=None if header < 0 else header)
-    except DataError as error:
-        raise UsageError(f"--data {folder}: {error}") from None
-    _check_length(model, len(series.two_theta), folder)
-    spectra = series.intensity
-    if config["data.baseline"]:
-        spectra = remove_baseline(spectra, lam=config["data.als_lambda"], p=config["data.als_p"],
-                                  iterations=config["data.als_iterations"])
-    network = create_model(config["model.name"], num_classes=1, length=len(series.two_theta),
-                           **model_config(config))
-    network.load_state_dict(model.weights["classifier"])
+    network = create_model(config["model.name"], num_classes=1, length=len(two_theta), **model_config(config))
+    network.load_state_dict(weights)
     x = spectra
     if config["model.name"] == "binned_fcnn":
-        x = bin_rows(series.two_theta, spectra, config["model.binned_fcnn.bins"])
+        x = bin_rows(two_theta, spectra, config["model.binned_fcnn.bins"])
     network.train(config["eval.batchnorm"] == "train")  # the paper's test-time BatchNorm, as trained
     with torch.no_grad():
         probability = network(torch.from_numpy(np.ascontiguousarray(x, dtype=np.float32)),
                               test=True).view(-1).numpy()
     if config["model.name"] == "binned_fcnn":  # a spectrum's label is the vote of its rows
         labels = majority_vote(probability, len(spectra))
-        probability = (probability.reshape(len(spectra), -1) > 0.5).mean(axis=1)  # share of rows voting 1
-    else:
-        labels = (probability > 0.5).astype(int)
-    result = classification_confidence(labels)
-    table = pd.DataFrame({"spectrum": range(len(labels)), "file": series.names,
-                          "probability_class1": probability.round(4), "label": labels})
-    summary = [f"boundary: class 0 up to spectrum {result.boundary_lower}, class 1 from spectrum "
-               f"{result.boundary_upper}" if result.found else "boundary: none found",
-               f"confidence: {result.confidence:.4f} ({result.ambiguous} spectra between the two runs)"]
-    return table, summary
+        return (probability.reshape(len(spectra), -1) > 0.5).mean(axis=1), labels  # share of rows voting 1
+    return probability, (probability > 0.5).astype(int)
+
+
+def _transition_lines(result: Confidence, start: int, prefix: str) -> list[str]:
+    """Boundary (whole-series indices) and confidence of one segment's labels."""
+    if not result.found:
+        return [f"{prefix}boundary: none found", f"{prefix}confidence: {result.confidence:.4f}"]
+    return [f"{prefix}boundary: class 0 up to spectrum {start + result.boundary_lower}, class 1 from "
+            f"spectrum {start + result.boundary_upper}",
+            f"{prefix}confidence: {result.confidence:.4f} ({result.ambiguous} spectra between the two runs)"]
 
 
 def _read_matrix(path: Path) -> np.ndarray:

@@ -161,6 +161,25 @@ def test_pareto_set():
     assert front == rows[:2]
 
 
+def _keep_as_best(client, experiment_id, study, config, metrics, checkpoint, data=None) -> str:
+    """A finished trial's run under a parent, its best model saved from ``checkpoint``; its run id."""
+    from platform.best_model import save_best_model
+    from platform.summary import trial_rows
+
+    tags = {"search_role": "parent", "search_id": "m", "kind": "search"}
+    parent = client.create_run(experiment_id, tags=tags)
+    run = client.create_run(experiment_id, tags={"mlflow.parentRunId": parent.info.run_id,
+                                                 "checkpoint": str(checkpoint)})
+    for key, value in config.items():
+        client.log_param(run.info.run_id, key, str(value))
+    for key, value in metrics.items():
+        client.log_metric(run.info.run_id, key, value)
+    client.set_terminated(run.info.run_id)
+    (best,) = trial_rows(client, experiment_id, parent.info.run_id)
+    assert "model/weights.pt" in save_best_model(client, study, best, data)
+    return run.info.run_id
+
+
 @pytest.mark.slow  # a real TeaNet trial (seconds) and ray.tune.Checkpoint
 def test_a_teanet_best_model_kept_from_its_checkpoint_classifies_as_the_trial_did(recorded, tmp_path, capsys):
     """A trial's state in a checkpoint folder (as Tune keeps it) → save_best_model → predict on the test
@@ -169,8 +188,6 @@ def test_a_teanet_best_model_kept_from_its_checkpoint_classifies_as_the_trial_di
     the trial reported, and that is the one saved."""
     import numpy as np
 
-    from platform.best_model import save_best_model
-    from platform.summary import trial_rows
     from trials.teanet import cached_lorentz, run_trial
     from trials.teanet_config import lorentz_settings
     from trials.trainable import save_state
@@ -185,29 +202,76 @@ def test_a_teanet_best_model_kept_from_its_checkpoint_classifies_as_the_trial_di
 
     metrics = run_trial(config, report, report_state=True)
     checkpoint = tmp_path / f"checkpoint-{config['train.epochs']}"  # the last, whatever epoch was kept
-    tags = {"search_role": "parent", "search_id": "m", "kind": "search"}
-    parent = client.create_run(experiment_id, tags=tags)
-    run = client.create_run(experiment_id, tags={"mlflow.parentRunId": parent.info.run_id,
-                                                 "checkpoint": str(checkpoint)})
-    for key, value in config.items():
-        client.log_param(run.info.run_id, key, str(value))
-    for key, value in metrics.items():
-        client.log_metric(run.info.run_id, key, value)
-    client.set_terminated(run.info.run_id)
-    (best,) = trial_rows(client, experiment_id, parent.info.run_id)
-    assert "model/weights.pt" in save_best_model(client, TEANET, best, None)
+    run_id = _keep_as_best(client, experiment_id, TEANET, config, metrics, checkpoint)
 
     splits = cached_lorentz(lorentz_settings(config))
     np.save(tmp_path / "test.npy", splits.x_test)
-    assert predict.main([run.info.run_id, "--data", str(tmp_path / "test.npy"), "--output", "p.csv"]) == 0
+    assert predict.main([run_id, "--data", str(tmp_path / "test.npy"), "--output", "p.csv"]) == 0
     assert f"weights after epoch {int(metrics['selected_epoch'])}" in capsys.readouterr().out
     import pandas as pd
 
     classes = pd.read_csv(tmp_path / "p.csv")["class"].to_numpy()
     assert np.mean(classes == splits.y_test) == pytest.approx(metrics["accuracy"])
     np.save(tmp_path / "short.npy", splits.x_test[:, :32])
-    assert predict.main([run.info.run_id, "--data", str(tmp_path / "short.npy")]) == 2
+    assert predict.main([run_id, "--data", str(tmp_path / "short.npy")]) == 2
     assert "spectra of 32 points, but the model was trained on 64 points" in capsys.readouterr().err
+
+
+@pytest.mark.slow  # a real HED trial of two pairs (seconds)
+def test_a_hed_model_of_three_anchor_ranges_and_a_2theta_range_predicts_each_transition(recorded, tmp_path,
+                                                                                         capsys):
+    """issue 10 × issue 11: a model trained on a 2θ range with K = 3 anchor ranges keeps one classifier
+    per pair; predict on its series (folder, and .7z as shipped) crops as the trial did and labels each
+    pair's segment exactly as the trial's last evaluation did, with the same boundaries."""
+    import json
+
+    import numpy as np
+    import pandas as pd
+    import py7zr
+
+    from spectra.ramp import simulate_ramp
+    from tests.e2e_support import write_xy_series
+    from trials.hed import run_trial
+    from trials.hed_config import ramp_settings
+    from trials.trainable import save_state
+
+    client, experiment_id = recorded
+    hed = load_study("hed_architectures")
+    config = hed.config_for("smoke", {
+        "data.spectra": 150, "data.points": 1024, "data.sim_transition": 50, "data.sim_transition2": 100,
+        "data.pool_step": 5, "data.copies": 5, "train.epochs": 4, "model.name": "fcnn_1d",
+        "data.anchors": "0:36:5,65:86:5,115:150:5", "data.two_theta": "10:24"})
+    files = {}
+
+    def report(metrics, state=None, artifacts=None):  # a checkpoint per epoch, as Tune keeps it
+        files.update(artifacts or {})
+        folder = tmp_path / f"checkpoint-{metrics['epochs']}"
+        folder.mkdir()
+        save_state(state, folder)
+
+    metrics = run_trial(config, report, report_state=True)
+    checkpoint = tmp_path / f"checkpoint-{config['train.epochs']}"
+    run_id = _keep_as_best(client, experiment_id, hed, config, metrics, checkpoint)
+
+    ramp = simulate_ramp(ramp_settings(config))
+    write_xy_series(tmp_path / "ramp", ramp.intensity, ramp.two_theta)
+    with py7zr.SevenZipFile(tmp_path / "ramp.7z", "w") as archive:
+        archive.writeall(tmp_path / "ramp", "ramp")
+    pairs = json.loads(files["labels.json"])["pairs"]
+    for data in ("ramp", "ramp.7z"):
+        assert predict.main([run_id, "--data", str(tmp_path / data), "--output", "p.csv"]) == 0, data
+        out = capsys.readouterr().out
+        table = pd.read_csv("p.csv")
+        for k, pair in enumerate(pairs, start=1):
+            labels = table[f"label_{k}"].iloc[pair["start"]:pair["stop"]].to_numpy()
+            np.testing.assert_array_equal(labels, pair["labels"])
+            assert table[f"label_{k}"].drop(range(pair["start"], pair["stop"])).isna().all()
+            assert (f"transition {k} (spectra {pair['start']}..{pair['stop'] - 1}): boundary: class 0 up to "
+                    f"spectrum {int(metrics[f'boundary_{k}_lower'])}, class 1 from spectrum "
+                    f"{int(metrics[f'boundary_{k}_upper'])}") in out
+    write_xy_series(tmp_path / "early", ramp.intensity[:120], ramp.two_theta)  # ends before range 3
+    assert predict.main([run_id, "--data", str(tmp_path / "early")]) == 2
+    assert "reaches spectrum 145, but the series has 120 spectra" in capsys.readouterr().err
 
 
 def test_a_plot_that_fails_on_these_trials_costs_only_itself():

@@ -95,7 +95,7 @@ def _simulated(settings: RampSettings) -> TimeSeries:
 _BASELINE_CACHE: dict[tuple, np.ndarray] = {}
 
 
-def _corrected(series: TimeSeries, config: Mapping[str, Any]) -> np.ndarray:
+def corrected(series: TimeSeries, config: Mapping[str, Any]) -> np.ndarray:
     """Baseline-removed spectra, computed once per process for a series and ALS settings."""
     if not config["data.baseline"]:
         return series.intensity
@@ -135,7 +135,7 @@ def series_for(config: Mapping[str, Any], data: Any = None) -> TimeSeries:
 def prepared(config: Mapping[str, Any], data: Any = None) -> tuple[TimeSeries, np.ndarray, list[Segment]]:
     """The series, its spectra as the models see them (cropped, baseline removed) and its segments."""
     series = series_for(config, data)
-    return series, _corrected(series, config), series_segments(config, len(series.intensity))
+    return series, corrected(series, config), series_segments(config, len(series.intensity))
 
 
 def neither_spectra(config: Mapping[str, Any], spectra: np.ndarray, parts: list[Segment]) -> np.ndarray:
