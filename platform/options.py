@@ -190,10 +190,11 @@ def _validate(args: argparse.Namespace, study: Study) -> SearchRequest:
         if rerun and not documents:
             raise UsageError(f"--config {args.config}: holds no config to re-run")
         fixed = check_keys(read_config_file(args.config), study.fields) if args.config and not rerun else {}
-        for assignment in args.assignments:
-            key, value = parse_assignment(assignment, study.fields)
-            fixed[key] = value
-        study.check_given(fixed)
+        typed = dict(parse_assignment(assignment, study.fields) for assignment in args.assignments)
+        fixed.update(typed)
+        # A config file may hold every key (an export's does): the study's rules on what was given
+        # read what the user typed.
+        study.check_given(typed)
         reruns = [_rerun_document(args.config, study, budget, document, fixed) for document in documents]
         config = study.config_for(budget, reruns[0].config if reruns else fixed)  # every cross-key rule
         data = study.load_data(config)  # a user's files, read once here (DESIGN.md "Data on a cluster")

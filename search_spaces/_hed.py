@@ -80,9 +80,10 @@ def config_check(fields: Fields, budgets: Mapping[str, Budget]) -> Callable[[Map
 
 
 def check_given(given: Mapping[str, Any]) -> None:
-    """data.anchors takes the place of the class ranges: the user gives one or the other."""
+    """data.anchors takes the place of the class ranges: the user gives one or the other (an empty
+    data.anchors is the paper's case, the class ranges in force)."""
     both = [key for key in ("data.class0", "data.class1") if key in given]
-    if "data.anchors" in given and both:
+    if given.get("data.anchors") and both:
         raise ConfigError(f"data.anchors given together with {' and '.join(both)}: data.anchors replaces "
                           "the class ranges (give one or the other)")
 

@@ -91,8 +91,9 @@ class Study:
     # The scheduler when --scheduler is not given: "asha", or "fifo" for a study whose trials are the cells
     # of a table (stopping one early would leave its cell empty).
     default_scheduler: str = "asha"
-    # Rules on the keys the user gave (--set, --config) before defaults and budgets fill the rest in, for
-    # what the complete config can no longer tell (two keys that must not both be given). Raises ConfigError.
+    # Rules on the keys the user typed (--set) before a config file, defaults and budgets fill the rest
+    # in, for what the complete config can no longer tell (two keys that must not both be given; a config
+    # file may hold every key, as an export's does). Raises ConfigError.
     check_given: Callable[[Mapping[str, Any]], None] = lambda given: None
     # What this study adds once a search has ended (tables it prints, figures of its best trial logged to
     # the parent run): called by the driver with a SearchEnd, after the common summary. Its failure is

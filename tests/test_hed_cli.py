@@ -139,3 +139,19 @@ def test_through_the_command_line_anchors_outside_the_window_exit_2_and_no_runs_
     assert done.returncode == 2, done.stderr
     assert len(lines) == 1 and "'data.anchors' (range 1): 0:31:5 reaches outside the window 10:70" in lines[0]
     assert not (tmp_path / "runs").exists() and list(tmp_path.iterdir()) == []
+
+
+@pytest.mark.parametrize("anchors", ["", "0:151:10,200:341:10"], ids=["class ranges", "three ranges"])
+def test_an_exported_config_is_taken_back_whole(anchors, tmp_path):
+    """An export holds every key, data.anchors and the class ranges both: --config takes it back (only
+    what is typed with --set is held to 'one or the other')."""
+    import yaml
+
+    from platform.options import parse_request
+    from search_spaces import load_study
+
+    exported = load_study("hed_architectures").config_for("quick", {"data.anchors": anchors})
+    path = tmp_path / "trial-0001.yaml"
+    path.write_text(yaml.safe_dump(exported))
+    request = parse_request(["hed_architectures", "--config", str(path)])
+    assert request.fixed == exported
