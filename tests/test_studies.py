@@ -57,6 +57,21 @@ def test_every_budget_gives_a_complete_valid_config(name):
 
 
 @pytest.mark.parametrize("name", STUDIES)
+def test_a_complete_config_comes_back_through_config_file(name, tmp_path):
+    """What export writes (every key of a trial's config) is what --config takes back, for every budget."""
+    import yaml
+
+    from platform.options import parse_request
+
+    study = load_study(name)
+    for budget in study.budgets:
+        config = study.config_for(budget)
+        path = tmp_path / f"{budget}.yaml"
+        path.write_text(yaml.safe_dump(config))
+        assert parse_request([name, "--config", str(path), "--budget", budget]).fixed == config, budget
+
+
+@pytest.mark.parametrize("name", STUDIES)
 def test_smoke_budget_exists_and_runs_trials(name):
     budgets = load_study(name).budgets
     assert "smoke" in budgets and budgets["smoke"].trials >= 1
