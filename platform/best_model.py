@@ -76,6 +76,14 @@ def input_length(study: Study, config: Mapping[str, Any], data: Any) -> int:
     return len(data.two_theta) if keep is None else int(keep.sum())
 
 
+def _spectra_axis(config: Mapping[str, Any], data: Any) -> dict[str, Any]:
+    """What predict needs to put new spectra where the classifier expects them: the class names, and
+    for a user's files the wavenumber grid they were resampled onto (generated spectra have none)."""
+    if data is None:
+        return {"class_names": [str(k) for k in range(int(config["data.classes"]))]}
+    return {"class_names": list(data.class_names), "wavenumbers": [float(w) for w in data.wavenumbers]}
+
+
 def read_checkpoint_state(uri: str) -> dict[str, Any]:
     """A trial's state from its Tune checkpoint, on local disk or on a shared filesystem (s3://...)."""
     import pyarrow.fs
@@ -109,6 +117,8 @@ def save_best_model(client: Any, study: Study, best: Mapping[str, Any], data: An
         "weights_epoch": int(state["epochs"]), "length": input_length(study, config, data),
         study.objective.metric: best.get(study.objective.metric), "config": config,
     }
+    if study.task == "teanet":
+        description.update(_spectra_axis(config, data))
     if "selected_epoch" in best:  # TeaNet reports the classifier kept by validation loss
         description["selected_epoch"] = int(best["selected_epoch"])
         if state.get("kept_classifier"):  # the classifier saved is that one (the U-Net: the last epoch's)

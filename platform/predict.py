@@ -13,8 +13,10 @@ through models.registry and fed the spectra as the trial fed its test set:
   A model of K anchor ranges (``data.anchors``) keeps one classifier per pair: each labels its pair's
   segment of the series (the trial's window and anchors, which must fit the new series), giving one
   boundary per transition. With one pair and no window the whole series is classified.
-- TeaNet studies: spectra as rows of a ``.npy`` or ``.csv`` file, min-max scaled as the training data
-  were; the table has each spectrum's class and its probability.
+- TeaNet studies: files in a ``data.format`` (default: the one the model was trained on), resampled onto
+  the model's wavenumbers (kept in its model.yaml) and scaled as in training; or ``--format rows``, a
+  ``.npy``/``.csv`` of spectra already on the model's axis. The table has each spectrum's class (by
+  name) and its probability and, for labelled files, the file's label and whether they agree.
 
 Reads the MLflow store the search wrote (``--tracking-uri``, default runs/mlflow.db).
 """
@@ -34,26 +36,34 @@ from platform.best_model import SavedModel, load_saved_model, pair_parts
 from platform.options import UsageError
 from platform.stores import open_existing_store
 from spectra.confidence import Confidence
+from spectra.formats import FORMATS
+
+SPECTRA_FORMATS = ("rows", *FORMATS)
+Prediction = tuple[pd.DataFrame, list[str]]  # the table, then summary lines
 
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="python -m platform.predict", description=__doc__.split("\n")[0])
     parser.add_argument("run_id", help="MLflow run id of a trial that keeps a model (a search's best)")
     parser.add_argument("--data", type=Path, required=True,
-                        help="HED: a folder or .7z of .xy/.xye files; TeaNet: a .npy or .csv of spectra, "
-                             "one per row")
+                        help="HED: a folder or .7z of .xy/.xye files; TeaNet: spectra in --format")
+    parser.add_argument("--format", choices=SPECTRA_FORMATS, dest="data_format",
+                        help="TeaNet: 'rows' (a .npy or .csv of spectra on the model's axis, one per row) or "
+                             "a data.format (files as the search read them, resampled onto the model's "
+                             "wavenumbers; their labels are compared with the predictions). Default: the "
+                             "model's data.format, or rows for a model of generated spectra")
     parser.add_argument("--tracking-uri", help="the MLflow store the search used (default runs/mlflow.db)")
     parser.add_argument("--output", type=Path, help="also write the table as CSV here")
     return parser
 
 
-def predict(model: SavedModel, data: Path) -> tuple[pd.DataFrame, list[str]]:
+def predict(model: SavedModel, data: Path, data_format: str | None = None) -> Prediction:
     """(per-spectrum table, summary lines) of a saved model on new spectra; UsageError on bad input."""
     task = model.description["task"]
     if task == "hed":
         return _predict_series(model, data)
     if task == "teanet":
-        return _predict_spectra(model, data)
+        return _predict_spectra(model, data, data_format)
     raise UsageError(f"run {model.description['run_id']}: no prediction rule for task {task!r}")
 
 
@@ -64,7 +74,7 @@ def _check_length(model: SavedModel, length: int, data: Path) -> None:
                          f"{expected} points")
 
 
-def _predict_series(model: SavedModel, path: Path) -> tuple[pd.DataFrame, list[str]]:
+def _predict_series(model: SavedModel, path: Path) -> Prediction:
     """A HED series, prepared as the trial prepared its own (2θ range, baseline, window, anchor pairs):
     each pair's labels over its segment, then its boundary and confidence (MODELS.md B6)."""
     from spectra.confidence import classification_confidence
@@ -143,27 +153,80 @@ def _read_matrix(path: Path) -> np.ndarray:
     return matrix.astype(np.float32)
 
 
-def _predict_spectra(model: SavedModel, path: Path) -> tuple[pd.DataFrame, list[str]]:
-    """TeaNet: the classifier's class and probability per spectrum."""
+def _predict_spectra(model: SavedModel, path: Path, data_format: str | None) -> Prediction:
+    """TeaNet: the classifier's class and probability per spectrum (and, for labelled files, whether
+    it is the file's label)."""
     from models.registry import create_model
-    from spectra.lorentz import min_max_scale
     from trials.teanet_config import classifier_options
+
+    config = model.config
+    trained_on = config["data.format"]
+    data_format = data_format or ("rows" if trained_on == "lorentz" else trained_on)
+    if data_format == "rows":
+        spectra, given, origins = _rows(model, path), None, None
+    else:
+        spectra, given, origins = _labelled_files(model, path, data_format)
+    network = create_model(config["model.classifier"], **classifier_options(config))
+    network.load_state_dict(model.weights["classifier"])
+    network.eval()
+    with torch.no_grad():
+        output = network(torch.from_numpy(spectra))
+    probabilities = output if network.output == "softmax" else torch.softmax(output, dim=1)
+    confidence, label = probabilities.max(dim=1)
+    names = model.description.get("class_names") or [str(k) for k in range(config["data.classes"])]
+    table = pd.DataFrame({"spectrum": range(len(spectra)), "class": [names[k] for k in label.numpy()],
+                          "probability": confidence.numpy().round(4)})
+    summary = [f"{len(spectra)} spectra classified into {len(names)} classes"]
+    if given is not None:
+        table.insert(1, "file", origins)
+        table["given"] = given
+        table["correct"] = table["class"] == table["given"]
+        summary.append(_agreement(table, set(names)))
+    return table, summary
+
+
+def _rows(model: SavedModel, path: Path) -> np.ndarray:
+    """Rows of a .npy/.csv, already on the model's axis, scaled as the training data were."""
+    from spectra.lorentz import min_max_scale
 
     if path.suffix not in (".npy", ".csv") or not path.is_file():
         raise UsageError(f"--data {path}: expected a .npy or .csv file of spectra, one per row")
     spectra = _read_matrix(path)
     _check_length(model, spectra.shape[1], path)
+    scaled = model.config["data.format"] == "lorentz" or model.config["data.scale"] == "minmax"
+    return min_max_scale(spectra) if scaled else spectra
+
+
+def _labelled_files(model: SavedModel, path: Path, data_format: str) -> tuple[np.ndarray, list[str], list]:
+    """A user's labelled files in a data.format, put on the model's wavenumbers as training put its own."""
+    from spectra.errors import DataError
+    from spectra.formats import read_raw
+    from spectra.labelled import on_grid
+
+    grid = model.description.get("wavenumbers")
+    if grid is None:
+        raise UsageError(f"--format {data_format}: this model was trained on generated spectra, which have "
+                         "no wavenumber axis; give its spectra as --format rows")
     config = model.config
-    network = create_model(config["model.classifier"], **classifier_options(config))
-    network.load_state_dict(model.weights["classifier"])
-    network.eval()
-    with torch.no_grad():
-        output = network(torch.from_numpy(min_max_scale(spectra)))
-    probabilities = output if network.output == "softmax" else torch.softmax(output, dim=1)
-    confidence, label = probabilities.max(dim=1)
-    table = pd.DataFrame({"spectrum": range(len(spectra)), "class": label.numpy(),
-                          "probability": confidence.numpy().round(4)})
-    return table, [f"{len(spectra)} spectra classified into {config['data.classes']} classes"]
+    try:
+        raw = read_raw(data_format, path, config["data.label_column"], config["data.class_key"])
+        spectra, given = on_grid(raw, np.asarray(grid), config["data.scale"])
+    except DataError as error:
+        raise UsageError(f"--data {path}: {error}") from None
+    return spectra, given, list(raw.origins)
+
+
+def _agreement(table: pd.DataFrame, known: set[str]) -> str:
+    """How many predictions match the files' labels, among the spectra of classes the model knows."""
+    seen = table["given"].isin(known)
+    line = f"agree with the files' labels: {int(table['correct'].sum())} of {int(seen.sum())}"
+    if seen.sum():
+        line += f" ({table['correct'][seen].mean():.1%})"
+    unknown = sorted(set(table["given"][~seen]))
+    if unknown:
+        line += (f"; {int((~seen).sum())} spectra of classes the model never saw: {', '.join(unknown[:5])}"
+                 + (" …" if len(unknown) > 5 else ""))
+    return line
 
 
 def _provenance(model: SavedModel) -> str:
@@ -181,7 +244,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         client = open_existing_store(args.tracking_uri)
         model = load_saved_model(client, args.run_id)
-        table, summary = predict(model, args.data)
+        table, summary = predict(model, args.data, args.data_format)
     except UsageError as error:
         print(f"error: {error}", file=sys.stderr)
         return 2

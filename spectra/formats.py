@@ -33,6 +33,11 @@ HEADER_WORDS = ("", "label", "labels", "class", "y", "target", "name", "mineral"
 def load_spectra(fmt: str, path: str | Path, length: int = 1024, resample: str = "linear",
                  scale: str = "minmax", label_column: int = 0, class_key: str = "NAMES") -> LabelledSpectra:
     """Read ``path`` in format ``fmt`` and prepare it (one axis of ``length`` points, scaled)."""
+    return prepare(read_raw(fmt, path, label_column, class_key), length, resample, scale)
+
+
+def read_raw(fmt: str, path: str | Path, label_column: int = 0, class_key: str = "NAMES") -> RawSpectra:
+    """The spectra of ``path`` in format ``fmt`` as read, each on its own axis, with their labels."""
     readers = {"csv": lambda p: read_csv(p, label_column), "npz": read_npz,
                "rruff": lambda p: read_rruff_folder(p, class_key), "teanet_pth": read_teanet_pth}
     if fmt not in readers:
@@ -40,7 +45,7 @@ def load_spectra(fmt: str, path: str | Path, length: int = 1024, resample: str =
     path = Path(path)
     if not path.exists():
         raise DataError(f"{path}: no such file or folder")
-    return prepare(readers[fmt](path), length, resample, scale)
+    return readers[fmt](path)
 
 
 def _read_text(path: Path) -> str:

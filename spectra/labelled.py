@@ -109,12 +109,34 @@ def common_range(raw: RawSpectra) -> tuple[float, float]:
 def _resample(raw: RawSpectra, length: int) -> tuple[np.ndarray, np.ndarray]:
     low, high = common_range(raw)
     grid = np.linspace(low, high, length)
-    x = np.empty((len(raw.values), length), dtype=np.float64)
+    return _onto(raw, grid), grid
+
+
+def _onto(raw: RawSpectra, grid: np.ndarray) -> np.ndarray:
+    x = np.empty((len(raw.values), len(grid)), dtype=np.float64)
     for i, values in enumerate(raw.values):
         axis = raw.axes[0] if len(raw.axes) == 1 else raw.axes[i]
         order = np.argsort(axis, kind="stable")  # np.interp needs an increasing axis
         x[i] = np.interp(grid, axis[order], values[order])
-    return x, grid
+    return x
+
+
+def on_grid(raw: RawSpectra, grid: np.ndarray, scale: str = "minmax") -> tuple[np.ndarray, list[str]]:
+    """New spectra as a trained model takes them: linearly interpolated onto its wavenumber ``grid``
+    and scaled as its training data were; with their labels as text. Every spectrum must cover the
+    grid (a model cannot classify what it never saw measured): else one line naming the file."""
+    if not raw.values:
+        raise DataError(f"{raw.source}: no spectra")
+    low, high = float(grid.min()), float(grid.max())
+    tolerance = 1e-6 * max(1.0, abs(high - low))
+    for i, axis in enumerate(raw.axes):
+        if axis.min() > low + tolerance or axis.max() < high - tolerance:
+            where = (raw.axis_origins or raw.origins)[i]
+            raise DataError(f"{where}: wavenumbers {axis.min():g}–{axis.max():g} do not cover the model's "
+                            f"{low:g}–{high:g}; expected spectra measured over at least that range")
+    x = _onto(raw, grid)
+    texts = [label_text(label, origin) for label, origin in zip(raw.labels, raw.origins, strict=True)]
+    return (min_max_scale(x) if scale == "minmax" else x).astype(np.float32), texts
 
 
 def _as_is(raw: RawSpectra) -> tuple[np.ndarray, np.ndarray]:

@@ -274,6 +274,72 @@ def test_a_hed_model_of_three_anchor_ranges_and_a_2theta_range_predicts_each_tra
     assert "reaches spectrum 145, but the series has 120 spectra" in capsys.readouterr().err
 
 
+def _labelled_csv(path, wavenumbers, per_class=5, classes=4, seed=0):
+    """Spectra as a user's CSV: a header of wavenumbers, then 'mineralC,values…' (a bump per class)."""
+    import numpy as np
+
+    rng = np.random.default_rng(seed)
+    rows = []
+    for c in range(classes):
+        centre = 400 + (c + 1) * 390 / (classes + 1)  # a class's peak, at the same place on any axis
+        for _ in range(per_class):
+            values = 10 * np.exp(-(((wavenumbers - centre) / 20) ** 2)) + rng.random(len(wavenumbers))
+            rows.append(f"mineral{c}," + ",".join(f"{v:.5f}" for v in values))
+    path.write_text("\n".join(["label," + ",".join(f"{w:g}" for w in wavenumbers), *rows]) + "\n")
+    return path
+
+
+@pytest.mark.slow  # a real TeaNet trial (seconds)
+def test_a_teanet_model_of_a_users_files_reads_their_format_onto_its_own_axis(recorded, tmp_path, capsys):
+    """Trained on a user's CSV resampled to 32 points, the model takes new files in that format: predict
+    resamples them onto the model's wavenumbers and scales them as training did (its classes are the
+    network's on the data the trial saw), names the classes, compares with the files' labels, and
+    refuses files that do not cover the model's range."""
+    import numpy as np
+    import pandas as pd
+    import torch
+
+    from models.registry import create_model
+    from platform.best_model import load_saved_model
+    from spectra.formats import load_spectra
+    from trials.teanet import run_trial
+    from trials.teanet_config import classifier_options
+    from trials.trainable import save_state
+
+    client, experiment_id = recorded
+    gamma = load_study("teanet_gamma")
+    path = _labelled_csv(tmp_path / "spectra.csv", np.linspace(400, 790, 40))
+    config = gamma.config_for("smoke", {"data.format": "csv", "data.path": str(path), "data.length": 32,
+                                        "train.epochs": 2, "eval.repeats": 1})
+    data = load_spectra("csv", path, 32)
+
+    def report(metrics, state, artifacts=None):  # a checkpoint per report, as Tune keeps them
+        folder = tmp_path / f"checkpoint-{len(list(tmp_path.glob('checkpoint-*')))}"
+        folder.mkdir()
+        save_state(state, folder)
+
+    metrics = run_trial(config, report, data=data, report_state=True)
+    checkpoint = sorted(tmp_path.glob("checkpoint-*"), key=lambda p: int(p.name.split("-")[1]))[-1]
+    run_id = _keep_as_best(client, experiment_id, gamma, config, metrics, checkpoint, data)
+
+    assert predict.main([run_id, "--data", str(path), "--output", "p.csv"]) == 0
+    out = capsys.readouterr().out
+    table = pd.read_csv(tmp_path / "p.csv")
+    saved = load_saved_model(client, run_id)
+    network = create_model(config["model.classifier"], **classifier_options(saved.config))
+    network.load_state_dict(saved.weights["classifier"])
+    network.eval()
+    with torch.no_grad():
+        expected = network(torch.from_numpy(data.x)).argmax(dim=1).numpy()
+    assert list(table["class"]) == [data.class_names[k] for k in expected]
+    assert list(table["given"]) == [data.class_names[k] for k in data.y]
+    assert f"agree with the files' labels: {int((expected == data.y).sum())} of 20" in out
+
+    narrow = _labelled_csv(tmp_path / "narrow.csv", np.linspace(450, 700, 30))
+    assert predict.main([run_id, "--data", str(narrow)]) == 2
+    assert "do not cover the model's 400–790" in capsys.readouterr().err
+
+
 def test_a_plot_that_fails_on_these_trials_costs_only_itself():
     """fANOVA refuses trials whose objective never varies (two smoke trials at 0.25): the importance plot
     is said not drawn, the other plots still come."""
