@@ -116,11 +116,13 @@ def child_runs(client: MlflowClient, experiment_id: str, parent_id: str) -> list
                               max_results=50_000)
 
 
-def numeric_metrics(result: Mapping[str, Any]) -> dict[str, float]:
-    """The trial's own numeric metrics of a Tune result (Tune's bookkeeping left out)."""
+def numeric_metrics(result: Mapping[str, Any], keep_nan: bool = False) -> dict[str, float]:
+    """The trial's own numeric metrics of a Tune result (Tune's bookkeeping left out). ``keep_nan``: a
+    NaN stays, for the record, where it overwrites a value that no longer holds (a boundary_error whose
+    boundary is gone: MLflow shows each metric's latest value)."""
     return {key: float(value) for key, value in result.items()
             if key not in _NOT_METRICS and isinstance(value, (int, float)) and not isinstance(value, bool)
-            and math.isfinite(value)}
+            and (math.isfinite(value) or (keep_nan and math.isnan(value)))}
 
 
 def error_text(trial: Any) -> str:
@@ -196,7 +198,8 @@ class TrialRecorder(Callback):
         step = int(result.get("epochs", result.get("training_iteration", 0)))
         now = int(time.time() * 1000)
         pending = self.pending.setdefault(run_id, _Pending())
-        pending.metrics += [Metric(key, value, now, step) for key, value in numeric_metrics(result).items()]
+        metrics = numeric_metrics(result, keep_nan=True)
+        pending.metrics += [Metric(key, value, now, step) for key, value in metrics.items()]
         pending.tags.update({key: str(result[key]) for key in ("node_id", "device") if key in result})
         if result.get(ARTIFACT_NAMES):
             self.artifacts_coming.add(trial.trial_id)

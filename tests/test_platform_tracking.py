@@ -172,6 +172,24 @@ def test_results_are_logged_at_their_epoch(records):
     assert run.data.tags["node_id"] == "node-1" and run.data.tags["device"] == "cpu"
 
 
+def test_a_nan_overwrites_a_value_that_no_longer_holds(records):
+    """A boundary_error whose boundary is gone at a later epoch is reported NaN (trials/hed.py): the run
+    must show NaN as its latest value, not the old number (CI once caught the old number kept)."""
+    import math
+
+    client = records[0]
+    recorder = recorder_for(records)
+    trial = FakeTrial("t1", smoke_config())
+    recorder.on_trial_start(0, [], trial)
+    for epoch, error in ((1, 36.0), (2, float("nan"))):
+        recorder.on_trial_result(0, [], trial, tune_result(epoch, 0.5, boundary_error=error))
+    recorder.on_experiment_end([])
+    run = the_run(records, recorder, "t1")
+    assert math.isnan(run.data.metrics["boundary_error"])
+    history = client.get_metric_history(run.info.run_id, "boundary_error")
+    assert [m.step for m in sorted(history, key=lambda m: m.step)] == [1, 2]
+
+
 class FakeClock:
     def __init__(self):
         self.now = 100.0
