@@ -98,9 +98,13 @@ def test_search_export_rerun_predict_report(workdir, ray_address, monkeypatch, c
     # The report: the table and every plot that applies.
     assert report.main(["hed_bins", "--output-dir", "rep"]) == 0
     written = {path.name for path in Path(workdir / "rep").iterdir()}
+    out = capsys.readouterr().out
+    # fANOVA needs objectives that vary: two smoke trials sometimes tie (0.5375 both, seen in CI), and
+    # then the report says the importance plot was not drawn and why, instead of drawing it.
+    importance = {"param_importances.png"} if "param_importances.png: not drawn (" not in out else set()
     assert written == {"report_table.csv", "optimization_history.png", "parallel_coordinates.png",
-                       "param_importances.png", "confidence_vs_bins.png", "pareto_front.png"}
-    assert "paper confidence" in capsys.readouterr().out
+                       "confidence_vs_bins.png", "pareto_front.png"} | importance
+    assert "paper confidence" in out
 
 
 @pytest.mark.long
