@@ -67,13 +67,9 @@ def input_length(study: Study, config: Mapping[str, Any], data: Any) -> int:
     """The spectrum length the trained networks take."""
     if study.task == "teanet":
         return int(config["data.length"])
-    from spectra.selection import crop_mask
-    from trials.hed_config import simulated_points
+    from trials.hed_config import cropped_points, simulated_points
 
-    if data is None:
-        return simulated_points(config)
-    keep = crop_mask(np.asarray(data.two_theta), config["data.two_theta"])  # a user's files, 2θ-cropped
-    return len(data.two_theta) if keep is None else int(keep.sum())
+    return simulated_points(config) if data is None else cropped_points(config, np.asarray(data.two_theta))
 
 
 def _spectra_axis(config: Mapping[str, Any], data: Any) -> dict[str, Any]:

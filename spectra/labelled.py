@@ -79,9 +79,14 @@ def label_text(label: object, origin: str) -> str:
     raise DataError(f"{origin}: label {label!r} is neither a string nor an integer")
 
 
+def label_texts(labels: list[object], origins: list[str]) -> list[str]:
+    """Every spectrum's label as text (:func:`label_text`)."""
+    return [label_text(label, origin) for label, origin in zip(labels, origins, strict=True)]
+
+
 def class_indices(labels: list[object], origins: list[str]) -> tuple[np.ndarray, tuple[str, ...]]:
     """Class index per spectrum and the class names, sorted (integers numerically, then strings)."""
-    texts = [label_text(label, origin) for label, origin in zip(labels, origins, strict=True)]
+    texts = label_texts(labels, origins)
 
     def order(name: str) -> tuple[int, int, str]:
         number = name.lstrip("-")
@@ -135,8 +140,8 @@ def on_grid(raw: RawSpectra, grid: np.ndarray, scale: str = "minmax") -> tuple[n
             raise DataError(f"{where}: wavenumbers {axis.min():g}–{axis.max():g} do not cover the model's "
                             f"{low:g}–{high:g}; expected spectra measured over at least that range")
     x = _onto(raw, grid)
-    texts = [label_text(label, origin) for label, origin in zip(raw.labels, raw.origins, strict=True)]
-    return (min_max_scale(x) if scale == "minmax" else x).astype(np.float32), texts
+    scaled = min_max_scale(x) if scale == "minmax" else x
+    return scaled.astype(np.float32), label_texts(raw.labels, raw.origins)
 
 
 def _as_is(raw: RawSpectra) -> tuple[np.ndarray, np.ndarray]:

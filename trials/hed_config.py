@@ -11,6 +11,7 @@ import re
 from collections.abc import Collection, Mapping
 from typing import Any
 
+import numpy as np
 import torch
 
 from models.registry import create_model, model_options
@@ -197,9 +198,14 @@ def pair_rows(config: Mapping[str, Any]) -> list[int]:
 def simulated_points(config: Mapping[str, Any]) -> int:
     """Points per spectrum of the simulated ramp after the 2θ crop."""
     settings = RampSettings()
-    grid = simulated_grid(config["data.points"], settings.two_theta_low, settings.two_theta_high)
-    keep = crop_mask(grid, config["data.two_theta"], "config key 'data.two_theta'")
-    return len(grid) if keep is None else int(keep.sum())
+    return cropped_points(config, simulated_grid(config["data.points"], settings.two_theta_low,
+                                                 settings.two_theta_high))
+
+
+def cropped_points(config: Mapping[str, Any], two_theta: np.ndarray) -> int:
+    """Points per spectrum on the grid ``two_theta`` after the data.two_theta crop: what a model takes."""
+    keep = crop_mask(two_theta, config["data.two_theta"], "config key 'data.two_theta'")
+    return len(two_theta) if keep is None else int(keep.sum())
 
 
 def known_transitions(config: Mapping[str, Any]) -> tuple[int, ...]:
